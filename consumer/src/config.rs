@@ -1,0 +1,308 @@
+//! The consumer's settings, read from the environment once at cold start. A
+//! missing or contradictory setting stops the cold start with a sentence that
+//! says which variable to set, instead of failing every batch later.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sfn_mackerel_message::timestamp::DEFAULT_MAX_FUTURE_SECONDS;
+
+use crate::grouping::MergeRule;
+
+/// Where the Mackerel API key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A Secrets Manager secret id or ARN (the deployed setting).
+    Secret(String),
+    /// The key itself, for local runs. Kept out of `Debug` output on purpose.
+    Direct(crate::api_key::ApiKey),
+}
+
+/// Everything the consumer needs to know, with the defaults documented in the README.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub key_source: KeySource,
+    /// Without a trailing slash, e.g. `https://api.mackerelio.com`.
+    pub api_base: String,
+    /// The queue that set-aside messages are sent to.
+    pub dlq_url: String,
+    pub merge_rule: MergeRule,
+    /// Upper bound of one tsdb request body, well under what Mackerel's proxy refuses.
+    pub max_request_bytes: usize,
+    /// Tries per request, the first included.
+    pub max_attempts: u32,
+    /// How many services are posted at the same time.
+    pub service_concurrency: usize,
+    /// How long one request may take before it counts as a timeout.
+    pub request_timeout: Duration,
+    /// The first backoff step; later steps double up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Time kept free before the invocation's deadline for parking messages and answering.
+    pub deadline_margin: Duration,
+    /// How far in the future a value may be stamped (clock skew allowance).
+    pub max_future_seconds: i64,
+    /// Where the pipeline's own figures go, if anywhere.
+    pub pipeline_metrics: Option<PipelineMetricsTarget>,
+}
+
+/// The service and name prefix for the pipeline's own per-batch figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineMetricsTarget {
+    pub service: String,
+    pub prefix: String,
+}
+
+pub const DEFAULT_API_BASE: &str = "https://api.mackerelio.com";
+
+/// A setting that prevents the consumer from starting, phrased for the operator.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("no Mackerel API key configured: set MACKEREL_API_KEY_SECRET_ID to the Secrets Manager secret holding it (or MACKEREL_API_KEY for local runs)")]
+    NoApiKey,
+    #[error("both MACKEREL_API_KEY_SECRET_ID and MACKEREL_API_KEY are set: keep only one (the secret in AWS, the direct key locally)")]
+    TwoApiKeys,
+    #[error("DLQ_URL is not set: set it to the URL of the dead-letter queue where set-aside messages go")]
+    NoDlqUrl,
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the settings from a map of variables (pure, for tests).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|value| value.trim())
+                .filter(|value| !value.is_empty())
+        };
+
+        let key_source = match (get("MACKEREL_API_KEY_SECRET_ID"), get("MACKEREL_API_KEY")) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoApiKeys),
+            (Some(secret), None) => KeySource::Secret(secret.to_owned()),
+            (None, Some(key)) => KeySource::Direct(crate::api_key::ApiKey::new(key)),
+            (None, None) => return Err(ConfigError::NoApiKey),
+        };
+        let api_base = get("MACKEREL_API_BASE")
+            .unwrap_or(DEFAULT_API_BASE)
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "MACKEREL_API_BASE",
+                value: api_base,
+                expected: format!("an http(s) URL such as {DEFAULT_API_BASE}"),
+            });
+        }
+        let dlq_url = get("DLQ_URL").ok_or(ConfigError::NoDlqUrl)?.to_owned();
+        let merge_rule = match get("MERGE_RULE") {
+            None => MergeRule::Max,
+            Some(text) => MergeRule::from_name(text).ok_or_else(|| ConfigError::Invalid {
+                name: "MERGE_RULE",
+                value: text.to_owned(),
+                expected: "one of max, min, last, sum".to_owned(),
+            })?,
+        };
+        let pipeline_metrics = match get("PIPELINE_METRICS_SERVICE") {
+            None => None,
+            Some(service) => {
+                let prefix = get("PIPELINE_METRICS_PREFIX").unwrap_or("sfn_mackerel");
+                sfn_mackerel_message::names::check_service_name(service).map_err(|why| {
+                    ConfigError::Invalid {
+                        name: "PIPELINE_METRICS_SERVICE",
+                        value: service.to_owned(),
+                        expected: why,
+                    }
+                })?;
+                sfn_mackerel_message::names::check_metric_name(prefix).map_err(|why| {
+                    ConfigError::Invalid {
+                        name: "PIPELINE_METRICS_PREFIX",
+                        value: prefix.to_owned(),
+                        expected: why,
+                    }
+                })?;
+                Some(PipelineMetricsTarget {
+                    service: service.to_owned(),
+                    prefix: prefix.to_owned(),
+                })
+            }
+        };
+
+        Ok(Settings {
+            key_source,
+            api_base,
+            dlq_url,
+            merge_rule,
+            max_request_bytes: number(get, "MAX_REQUEST_BYTES", 65_536, 1_024, 1_000_000)?,
+            max_attempts: number(get, "MACKEREL_MAX_ATTEMPTS", 5, 1, 20)?,
+            service_concurrency: number(get, "SERVICE_CONCURRENCY", 4, 1, 64)?,
+            request_timeout: Duration::from_millis(number(
+                get,
+                "MACKEREL_TIMEOUT_MS",
+                10_000,
+                100,
+                120_000,
+            )?),
+            backoff_base: Duration::from_millis(number(get, "BACKOFF_BASE_MS", 200, 1, 60_000)?),
+            backoff_cap: Duration::from_millis(number(get, "BACKOFF_CAP_MS", 10_000, 1, 300_000)?),
+            deadline_margin: Duration::from_millis(number(
+                get,
+                "DEADLINE_MARGIN_MS",
+                3_000,
+                0,
+                60_000,
+            )?),
+            max_future_seconds: number(
+                get,
+                "MAX_FUTURE_SECONDS",
+                DEFAULT_MAX_FUTURE_SECONDS,
+                0,
+                86_400,
+            )?,
+            pipeline_metrics,
+        })
+    }
+}
+
+fn number<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
+    match text.parse::<T>() {
+        Ok(value) if value >= min && value <= max => Ok(value),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: text.to_owned(),
+            expected: format!("a whole number from {min} to {max} (default {default})"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_secret_and_a_dlq_are_enough() {
+        let settings = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY_SECRET_ID", "mackerel/api-key"),
+            ("DLQ_URL", "https://sqs/q-dlq"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            settings.key_source,
+            KeySource::Secret("mackerel/api-key".into())
+        );
+        assert_eq!(settings.api_base, DEFAULT_API_BASE);
+        assert_eq!(settings.merge_rule, MergeRule::Max);
+        assert_eq!(settings.max_request_bytes, 65_536);
+        assert_eq!(settings.pipeline_metrics, None);
+    }
+
+    #[test]
+    fn no_key_says_which_variable_to_set() {
+        let error = Settings::from_vars(&vars(&[("DLQ_URL", "u")])).unwrap_err();
+        assert_eq!(error, ConfigError::NoApiKey);
+        assert!(error.to_string().contains("MACKEREL_API_KEY_SECRET_ID"));
+    }
+
+    #[test]
+    fn two_keys_are_contradictory() {
+        let error = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY_SECRET_ID", "s"),
+            ("MACKEREL_API_KEY", "k"),
+            ("DLQ_URL", "u"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error, ConfigError::TwoApiKeys);
+    }
+
+    #[test]
+    fn no_dlq_is_refused() {
+        let error = Settings::from_vars(&vars(&[("MACKEREL_API_KEY", "k")])).unwrap_err();
+        assert_eq!(error, ConfigError::NoDlqUrl);
+    }
+
+    #[test]
+    fn bad_numbers_and_rules_name_the_variable_and_the_range() {
+        let error = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "k"),
+            ("DLQ_URL", "u"),
+            ("MAX_REQUEST_BYTES", "lots"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("MAX_REQUEST_BYTES"), "{error}");
+        assert!(error.to_string().contains("1024 to 1000000"), "{error}");
+
+        let error = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "k"),
+            ("DLQ_URL", "u"),
+            ("MERGE_RULE", "avg"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("max, min, last, sum"), "{error}");
+    }
+
+    #[test]
+    fn api_base_loses_its_trailing_slash() {
+        let settings = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "k"),
+            ("DLQ_URL", "u"),
+            ("MACKEREL_API_BASE", "http://127.0.0.1:9/"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.api_base, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn pipeline_metrics_are_on_when_a_service_is_named() {
+        let settings = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "k"),
+            ("DLQ_URL", "u"),
+            ("PIPELINE_METRICS_SERVICE", "ORGANIZATION"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            settings.pipeline_metrics,
+            Some(PipelineMetricsTarget {
+                service: "ORGANIZATION".into(),
+                prefix: "sfn_mackerel".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_direct_key_never_shows_in_debug_output() {
+        let settings = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "secret-key-123"),
+            ("DLQ_URL", "u"),
+        ]))
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("secret-key-123"));
+    }
+}

@@ -1,0 +1,2 @@
+//! The local Mackerel stand-in (built in the next step).
+fn main() {}

@@ -1,0 +1,15 @@
+//! The job-result message that a workflow's `sqs:sendMessage` task puts on the
+//! queue (format v1), shared by the consumer that decodes it and the operator CLI
+//! that produces it. Everything here is pure: no I/O, no clock.
+
+pub mod dead_letter;
+pub mod decode;
+pub mod encode;
+pub mod names;
+pub mod reason;
+pub mod timestamp;
+
+pub use decode::{decode, DecodeContext, Decoded, MetricValue};
+pub use encode::{OutgoingMessage, OutgoingMetric};
+pub use reason::{Rejection, SetAsideReason};
+pub use timestamp::TimeWindow;

@@ -1,0 +1,2 @@
+//! The operator CLI (built in a later step).
+fn main() {}

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""moto_server with the two patches that let moto 5.2.5 run this project's workflow.
+
+Run it exactly like `moto_server` (same arguments, same behaviour), e.g.
+
+    .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5000
+
+Step Functions execution itself stays opt-in, as in stock moto: a test turns it on
+with `POST /moto-api/config {"stepfunctions": {"execute_state_machine": true}}`.
+What the patches change, and only when a workflow is executed:
+
+1. `glue:startJobRun.sync` no longer dies with `States.Runtime` ("'NoneType' object
+   has no attribute 'interrupt_all'"): moto's callback task calls `interrupt_all()`
+   on a wait-for-task-token endpoint that Glue tasks never create.
+2. A Glue job run can end in a state other than SUCCEEDED: a job (DefaultArguments)
+   or a run (Arguments) carrying `--moto-final-state FAILED` (or TIMEOUT, ERROR,
+   STOPPED) ends that way, with an ErrorMessage as AWS reports one. Runs without
+   the argument succeed, as in stock moto.
+
+Both patch moto's internals, so moto is pinned (scripts/requirements.txt) and each
+patch first asserts that the code it replaces is still there: a moto upgrade fails
+here, loudly, rather than silently un-patching the tests.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import textwrap
+
+import moto
+
+PINNED_MOTO_VERSION = "5.2.5"
+
+# Glue argument a test sets on a job (or a run) to choose how the run ends.
+FINAL_STATE_ARGUMENT = "--moto-final-state"
+_ABNORMAL_FINAL_STATES = {"FAILED", "TIMEOUT", "ERROR"}
+_ALLOWED_FINAL_STATES = {"SUCCEEDED", "STOPPED", *_ABNORMAL_FINAL_STATES}
+_STOCK_JOB_RUN_TRANSITIONS = [("STARTING", "RUNNING"), ("RUNNING", "SUCCEEDED")]
+
+
+class MotoPatchOutdated(RuntimeError):
+    """The moto code a patch rewrites has changed: re-check the patch before upgrading moto."""
+
+
+def require_pinned_moto() -> None:
+    if moto.__version__ != PINNED_MOTO_VERSION:
+        raise MotoPatchOutdated(
+            f"scripts/moto_server.py patches moto {PINNED_MOTO_VERSION} but moto "
+            f"{moto.__version__} is installed: reinstall with scripts/requirements.txt "
+            "(rm -rf .venv and rerun) or port the patches to the new version"
+        )
+
+
+def guard_missing_callback_endpoint() -> None:
+    """Patch 1: guard `callback_endpoint.interrupt_all()` against a None endpoint.
+
+    The method is long and the None is a local variable, so the patch rewrites that
+    one line of its source (`if callback_endpoint is not None:` in front) and
+    recompiles the method in its own module, rather than copying the method here.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as module,
+    )
+
+    cls = module.StateTaskServiceCallback
+    source = textwrap.dedent(inspect.getsource(cls._eval_integration_pattern))
+    pattern = re.compile(r"^(?P<indent>[ ]+)callback_endpoint\.interrupt_all\(\)$", re.M)
+    matches = pattern.findall(source)
+    if len(matches) != 1:
+        raise MotoPatchOutdated(
+            "expected exactly one `callback_endpoint.interrupt_all()` in "
+            f"StateTaskServiceCallback._eval_integration_pattern, found {len(matches)}"
+        )
+    patched = pattern.sub(
+        lambda m: (
+            f"{m['indent']}if callback_endpoint is not None:\n"
+            f"{m['indent']}    callback_endpoint.interrupt_all()"
+        ),
+        source,
+    )
+    namespace: dict = {}
+    exec(compile(patched, module.__file__, "exec"), module.__dict__, namespace)
+    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]
+
+
+def let_glue_job_runs_fail() -> None:
+    """Patch 2: end a Glue job run in the state named by `--moto-final-state`."""
+    from moto.glue import models as glue
+
+    stock_source = inspect.getsource(glue.FakeJobRun.__init__)
+    if 'transitions=[("STARTING", "RUNNING"), ("RUNNING", "SUCCEEDED")]' not in stock_source:
+        raise MotoPatchOutdated("FakeJobRun.__init__ no longer sets the stock transitions")
+    if '"ExecutionTime"' not in inspect.getsource(glue.FakeJobRun.as_dict):
+        raise MotoPatchOutdated("FakeJobRun.as_dict no longer reports ExecutionTime")
+
+    stock_init = glue.FakeJobRun.__init__
+    stock_as_dict = glue.FakeJobRun.as_dict
+
+    def __init__(self, *args, **kwargs):  # noqa: N807 - replaces a dunder
+        stock_init(self, *args, **kwargs)
+        if self._transitions != _STOCK_JOB_RUN_TRANSITIONS:
+            raise MotoPatchOutdated(f"FakeJobRun transitions are {self._transitions!r}")
+        final_state = (self.arguments or {}).get(FINAL_STATE_ARGUMENT)
+        if final_state is None:
+            return
+        if final_state not in _ALLOWED_FINAL_STATES:
+            raise ValueError(
+                f"{FINAL_STATE_ARGUMENT} must be one of {sorted(_ALLOWED_FINAL_STATES)}, "
+                f"got {final_state!r}"
+            )
+        self._transitions = [("STARTING", "RUNNING"), ("RUNNING", final_state)]
+
+    def as_dict(self):
+        job_run = stock_as_dict(self)
+        if job_run.get("JobRunState") in _ABNORMAL_FINAL_STATES:
+            # AWS reports why a run failed; the workflow's Catch sees it in the Cause.
+            job_run["ErrorMessage"] = (
+                f"run ended {job_run['JobRunState']} because the job carries "
+                f"{FINAL_STATE_ARGUMENT} (moto test double)"
+            )
+        return job_run
+
+    glue.FakeJobRun.__init__ = __init__
+    glue.FakeJobRun.as_dict = as_dict
+
+
+def apply_patches() -> None:
+    require_pinned_moto()
+    guard_missing_callback_endpoint()
+    let_glue_job_runs_fail()
+
+
+def main(argv: list[str] | None = None) -> None:
+    apply_patches()
+    from moto.server import main as moto_server_main
+
+    moto_server_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
