@@ -111,9 +111,7 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             request_timeout: self.settings.request_timeout,
             backoff_base: self.settings.backoff_base,
             backoff_cap: self.settings.backoff_cap,
-            give_up_at: deadline
-                .checked_sub(self.settings.deadline_margin)
-                .unwrap_or(deadline),
+            give_up_at: give_up_at(deadline, self.settings.deadline_margin),
             jitter: rand::random::<f64>,
         };
         let delivered: Vec<Vec<SentChunk>> = futures::stream::iter(prepared.requests)
@@ -289,6 +287,15 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             tracing::warn!(service = %target.service, outcome = ?outcome, "could not post the pipeline's own figures");
         }
     }
+}
+
+/// When tries must stop: the deadline less the margin, but never a margin of more
+/// than a quarter of the time left, so a short timeout still leaves time to post.
+fn give_up_at(deadline: Instant, margin: Duration) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline
+        .checked_sub(margin.min(left / 4))
+        .unwrap_or(deadline)
 }
 
 /// A batch decoded, grouped and cut into request bodies: all the work that needs no I/O.

@@ -18,6 +18,7 @@ pub mod mackerel;
 pub mod outcome;
 pub mod pipeline_metrics;
 pub mod retry;
+pub mod runner;
 pub mod startup;
 
 pub use handler::{BatchReport, BatchSummary, Consumer};

@@ -20,6 +20,8 @@ use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::{Consumer, InboundMessage};
 use sfn_mackerel_message::SetAsideReason;
 
+pub mod pipeline;
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,0 +1,439 @@
+//! The real consumer binary, as deployed and as run on a container platform:
+//! under a Lambda Runtime API on loopback (key from moto's Secrets Manager), and
+//! as the `poll` runner killed with SIGKILL mid-run, or stopped with SIGTERM.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use mackerel_standin::FaultConfig;
+use support::now;
+use support::pipeline::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sfn-mackerel-consumer");
+
+/// Kills the child on drop, so a failing test leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn base_command(standin: &str, dlq_url: &str) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("MACKEREL_API_BASE", standin)
+        .env("DLQ_URL", dlq_url)
+        .env("BACKOFF_BASE_MS", "20")
+        .env("BACKOFF_CAP_MS", "200")
+        .env("RUST_LOG", "info")
+        .stdout(if std::env::var_os("E2E_SHOW_CHILD_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(if std::env::var_os("E2E_SHOW_CHILD_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    command
+}
+
+// ---- Lambda Runtime API on loopback -------------------------------------------------
+
+#[derive(Default)]
+struct RuntimeApi {
+    pending: VecDeque<(String, String)>,
+    responses: Vec<(String, serde_json::Value)>,
+    errors: Vec<String>,
+}
+
+type Shared = Arc<Mutex<RuntimeApi>>;
+
+async fn next_invocation(State(api): State<Shared>) -> impl IntoResponse {
+    // Long-polls like the real API, bounded: the test ends long before.
+    for _ in 0..600 {
+        if let Some((id, body)) = api.lock().unwrap().pending.pop_front() {
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+                + 15_000;
+            let mut headers = HeaderMap::new();
+            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                deadline.to_string().parse().unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:sfn-mackerel-consumer"
+                    .parse()
+                    .unwrap(),
+            );
+            return (headers, body).into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (axum::http::StatusCode::NO_CONTENT, "").into_response()
+}
+
+async fn invocation_response(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    body: String,
+) -> &'static str {
+    let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    api.lock().unwrap().responses.push((id, value));
+    "{}"
+}
+
+async fn invocation_error(State(api): State<Shared>, body: String) -> &'static str {
+    api.lock().unwrap().errors.push(body);
+    "{}"
+}
+
+async fn start_runtime_api() -> (String, Shared, tokio::task::JoinHandle<()>) {
+    let api: Shared = Arc::default();
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(invocation_response),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            post(invocation_error),
+        )
+        .route("/2018-06-01/runtime/init/error", post(invocation_error))
+        .with_state(api.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, api, task)
+}
+
+fn sqs_event(records: &[(&str, String)]) -> String {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id, "receiptHandle": "rh", "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": (now() * 1000).to_string(),
+                               "SenderId": "AROA:states", "ApproximateFirstReceiveTimestamp": (now() * 1000).to_string()},
+                "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:results", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+async fn response_for(api: &Shared, id: &str) -> serde_json::Value {
+    let mut found = None;
+    eventually(
+        Duration::from_secs(30),
+        "the function answered the invocation",
+        || {
+            let hit = api
+                .lock()
+                .unwrap()
+                .responses
+                .iter()
+                .find(|(rid, _)| rid == id)
+                .map(|(_, v)| v.clone());
+            found = hit.clone();
+            async move { hit.is_some() }
+        },
+    )
+    .await;
+    found.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_answers_sqs_events_with_partial_batch_responses() {
+    let standin = standin(&["ORGANIZATION"]).await;
+    let queues = Queues::create(30, 5).await;
+    let secret_id = unique("mackerel-api-key");
+    aws_sdk_secretsmanager::Client::new(&aws().await)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(format!(r#"{{"MACKEREL_API_KEY": "{API_KEY}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    let (runtime_api, api, _server) = start_runtime_api().await;
+    let _function = Running(
+        base_command(&standin.base_url(), &queues.dlq_url)
+            .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "sfn-mackerel-consumer")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                "/aws/lambda/sfn-mackerel-consumer",
+            )
+            .env("MACKEREL_API_KEY_SECRET_ID", &secret_id)
+            .env("MACKEREL_MAX_ATTEMPTS", "2")
+            .spawn()
+            .unwrap(),
+    );
+    let time = now() - 60;
+    let good = serde_json::json!({"service": "ORGANIZATION", "name": "prd.glue.job.make_order.failed", "value": 1, "time": time}).to_string();
+    let unknown =
+        serde_json::json!({"service": "NOSUCHSERVICE", "name": "a", "value": 1, "time": time})
+            .to_string();
+    api.lock().unwrap().pending.push_back((
+        "invocation-1".into(),
+        sqs_event(&[
+            ("good", good),
+            ("malformed", "{oops".into()),
+            ("unknown", unknown),
+        ]),
+    ));
+
+    let first = response_for(&api, "invocation-1").await;
+
+    assert_eq!(first, serde_json::json!({"batchItemFailures": []}));
+    let points = standin
+        .dump()
+        .points("ORGANIZATION", "prd.glue.job.make_order.failed");
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].time, points[0].value), (time / 60 * 60, 1.0));
+    let mut reasons: Vec<Option<String>> = queues
+        .dlq_contents()
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            Some("malformed_json".into()),
+            Some("unknown_service".into())
+        ]
+    );
+
+    standin
+        .set_faults(FaultConfig {
+            error_503_fraction: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let retry = serde_json::json!({"service": "ORGANIZATION", "name": "prd.glue.job.make_alarm.failed", "value": 0, "time": time}).to_string();
+    api.lock()
+        .unwrap()
+        .pending
+        .push_back(("invocation-2".into(), sqs_event(&[("to-retry", retry)])));
+
+    let second = response_for(&api, "invocation-2").await;
+
+    assert_eq!(
+        second,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "to-retry"}]})
+    );
+    assert!(
+        api.lock().unwrap().errors.is_empty(),
+        "{:?}",
+        api.lock().unwrap().errors
+    );
+}
+
+// ---- The poll runner as a process ---------------------------------------------------
+
+fn poll_command(standin: &str, queues: &Queues, extra: &[&str]) -> Command {
+    let mut command = base_command(standin, &queues.dlq_url);
+    command
+        .env("MACKEREL_API_KEY", API_KEY)
+        .args([
+            "poll",
+            "--queue-url",
+            &queues.source_url,
+            "--batch-size",
+            "20",
+            "--batching-window-ms",
+            "200",
+            "--concurrency",
+            "1",
+        ])
+        .args(extra);
+    command
+}
+
+fn bodies(services: usize, per_service: usize) -> Vec<String> {
+    let time = now() - 120;
+    (0..services)
+        .flat_map(|s| {
+            (0..per_service).map(move |j| {
+                serde_json::json!({"service": format!("svc-{s:02}"), "name": format!("job.{j:03}.seconds"), "value": j, "time": time})
+                    .to_string()
+            })
+        })
+        .collect()
+}
+
+fn stored_values(standin: &mackerel_standin::RunningStandIn) -> usize {
+    standin
+        .dump()
+        .services
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.points.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_killed_mid_batch_and_restarted_loses_nothing() {
+    let services: Vec<String> = (0..10).map(|s| format!("svc-{s:02}")).collect();
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let standin = standin(&names).await;
+    // Slow answers make sure the kill lands while a batch is in hand.
+    standin
+        .set_faults(FaultConfig {
+            latency_ms: 150,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let queues = Queues::create(3, 10).await;
+    let sent = bodies(10, 30);
+    queues.send_all(&sent).await;
+
+    for _ in 0..2 {
+        let mut runner = Running(
+            poll_command(&standin.base_url(), &queues, &[])
+                .spawn()
+                .unwrap(),
+        );
+        let before = standin.counters().tsdb_requests_total;
+        eventually(
+            Duration::from_secs(60),
+            "the runner started posting",
+            || {
+                let posted = standin.counters().tsdb_requests_total;
+                async move { posted >= before + 2 }
+            },
+        )
+        .await;
+        runner.0.kill().unwrap(); // SIGKILL
+        runner.0.wait().unwrap();
+    }
+    assert!(
+        stored_values(&standin) < sent.len(),
+        "the kills came too late to prove anything"
+    );
+
+    standin.set_faults(FaultConfig::default()).unwrap();
+    let mut last = Running(
+        poll_command(
+            &standin.base_url(),
+            &queues,
+            &["--exit-when-idle-secs", "6"],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = last.0.wait();
+        drop(last);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert!(status.success());
+    assert_eq!(
+        stored_values(&standin),
+        sent.len(),
+        "every value reached Mackerel"
+    );
+    assert_eq!(queues.depth(&queues.source_url).await, 0);
+    assert!(queues.dlq_contents().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_in_hand_before_exiting() {
+    let services: Vec<String> = (0..10).map(|s| format!("svc-{s:02}")).collect();
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let standin = standin(&names).await;
+    standin
+        .set_faults(FaultConfig {
+            latency_ms: 150,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let queues = Queues::create(30, 10).await;
+    queues.send_all(&bodies(10, 30)).await;
+    let mut runner = Running(
+        poll_command(&standin.base_url(), &queues, &[])
+            .spawn()
+            .unwrap(),
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the runner started posting",
+        || {
+            let posted = standin.counters().tsdb_requests_total;
+            async move { posted >= 1 }
+        },
+    )
+    .await;
+
+    let pid = runner.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = runner.0.wait();
+        drop(runner);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert!(status.success(), "{status:?}");
+    let in_flight = queues
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queues.source_url)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        .clone();
+    assert_eq!(
+        in_flight, "0",
+        "the batch in hand was abandoned instead of finished"
+    );
+    assert!(stored_values(&standin) > 0);
+}

@@ -1,0 +1,254 @@
+//! The whole path on loopback: results sent to a moto SQS queue, drained by the
+//! local runner (the same handler the Lambda runs) into the Mackerel stand-in,
+//! with the DLQ and the queue's redrive policy doing their part.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mackerel_standin::FaultConfig;
+use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions, RunnerTally};
+use support::now;
+use support::pipeline::*;
+
+fn runner_options(queues: &Queues, idle_secs: u64) -> RunnerOptions {
+    RunnerOptions {
+        queue_url: queues.source_url.clone(),
+        batch_size: 100,
+        batching_window: Duration::from_millis(300),
+        concurrency: 2,
+        visibility_timeout: None,
+        exit_when_idle: Some(Duration::from_secs(idle_secs)),
+    }
+}
+
+async fn drain(consumer: E2eConsumer, queues: &Queues, idle_secs: u64) -> Arc<RunnerTally> {
+    let (_stop_sender, stop) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        run_queue(
+            Arc::new(consumer),
+            queues.sqs.clone(),
+            runner_options(queues, idle_secs),
+            stop,
+        ),
+    )
+    .await
+    .expect("the runner did not go idle within 2 minutes")
+    .unwrap()
+}
+
+fn value_body(service: &str, name: &str, value: f64, time: i64) -> String {
+    serde_json::json!({"service": service, "name": name, "value": value, "time": time}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_arrives_with_its_original_time_in_far_fewer_requests() {
+    let services = ["team-a", "team-b", "team-c"];
+    let standin = standin(&services).await;
+    let queues = Queues::create(30, 5).await;
+    let base = (now() / 60 - 100) * 60;
+    let mut bodies = Vec::new();
+    let mut expected = BTreeSet::new();
+    for (s, service) in services.iter().enumerate() {
+        for job in 0..10 {
+            for execution in 0..10i64 {
+                let name = format!("prd.glue.job.job_{job}.seconds");
+                let time = base + execution * 600 + 17;
+                let value = (s * 1000 + job * 10) as f64 + execution as f64;
+                bodies.push(value_body(service, &name, value, time));
+                expected.insert((service.to_string(), name, time / 60 * 60, value as i64));
+            }
+        }
+    }
+    queues.send_all(&bodies).await;
+
+    let tally = drain(consumer(&standin, &queues, &[]).await, &queues, 2).await;
+
+    let dump = standin.dump();
+    let mut stored = BTreeSet::new();
+    for service in &dump.services {
+        for metric in &service.metrics {
+            for point in &metric.points {
+                stored.insert((
+                    service.name.clone(),
+                    metric.name.clone(),
+                    point.time,
+                    point.value as i64,
+                ));
+            }
+        }
+    }
+    assert_eq!(stored, expected, "every value, at its own minute");
+    let requests = standin.counters().tsdb_requests_total;
+    assert!(
+        requests * 10 <= bodies.len() as u64,
+        "{requests} requests for {} results",
+        bodies.len()
+    );
+    assert_eq!(
+        tally.deleted.load(std::sync::atomic::Ordering::Relaxed),
+        bodies.len() as u64
+    );
+    assert_eq!(queues.depth(&queues.source_url).await, 0);
+    assert!(queues.dlq_contents().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
+    let standin = standin(&["ORGANIZATION"]).await;
+    let queues = Queues::create(30, 5).await;
+    let metric = "prd.glue.job.make_order.failed";
+    // The shipped monitors average the latest 2 points (terraform: failure_duration = 2).
+    let monitor = create_failure_monitor(&standin, "ORGANIZATION", metric, 2).await;
+    let other = create_failure_monitor(
+        &standin,
+        "ORGANIZATION",
+        "prd.glue.job.make_alarm.failed",
+        2,
+    )
+    .await;
+    let minute = (now() / 60 - 5) * 60;
+    queues
+        .send_all(&[
+            value_body(
+                "ORGANIZATION",
+                "prd.glue.job.make_alarm.failed",
+                0.0,
+                minute,
+            ),
+            value_body(
+                "ORGANIZATION",
+                "prd.glue.job.make_alarm.failed",
+                0.0,
+                minute + 60,
+            ),
+            // Same minute: the merge keeps the failure.
+            value_body("ORGANIZATION", metric, 1.0, minute + 5),
+            value_body("ORGANIZATION", metric, 0.0, minute + 50),
+            // Next minute: a success, posted in the same request, after the failure.
+            value_body("ORGANIZATION", metric, 0.0, minute + 65),
+        ])
+        .await;
+
+    drain(consumer(&standin, &queues, &[]).await, &queues, 2).await;
+
+    let alerts = open_alerts(&standin).await;
+    assert!(
+        alerts.contains(&(monitor, "CRITICAL".to_owned())),
+        "{alerts:?}"
+    );
+    assert!(!alerts.iter().any(|(id, _)| *id == other), "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_too_old_messages_end_in_the_dlq_with_their_reasons_and_nothing_else_does() {
+    let standin = standin(&["svc"]).await;
+    let queues = Queues::create(30, 5).await;
+    let good: Vec<String> = (0..20)
+        .map(|i| value_body("svc", &format!("job.{i}.failed"), 0.0, now() - 30))
+        .collect();
+    let too_old = value_body("svc", "job.old.failed", 1.0, now() - 25 * 3600);
+    let malformed = "{\"service\": \"svc\", \"name\": ".to_owned();
+    let no_such_field = r#"{"service": "svc", "metric": "x", "value": 1}"#.to_owned();
+    let mut bodies = good.clone();
+    bodies.extend([too_old.clone(), malformed.clone(), no_such_field.clone()]);
+    queues.send_all(&bodies).await;
+
+    drain(consumer(&standin, &queues, &[]).await, &queues, 2).await;
+
+    let mut parked = queues.dlq_contents().await;
+    parked.sort();
+    let mut expected = vec![
+        (too_old, Some("too_old".to_owned())),
+        (malformed, Some("malformed_json".to_owned())),
+        (no_such_field, Some("invalid_message".to_owned())),
+    ];
+    expected.sort();
+    assert_eq!(parked, expected);
+    assert_eq!(standin.counters().values_accepted, 20);
+    assert_eq!(queues.depth(&queues.source_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_mackerel_fails_messages_come_back_and_arrive_once_it_recovers() {
+    let standin = standin(&["svc"]).await;
+    let queues = Queues::create(2, 10).await;
+    standin
+        .set_faults(FaultConfig {
+            error_500_fraction: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let bodies: Vec<String> = (0..30)
+        .map(|i| value_body("svc", &format!("job.{i}.failed"), 1.0, now() - 30))
+        .collect();
+    queues.send_all(&bodies).await;
+    let recovering = async {
+        eventually(
+            Duration::from_secs(30),
+            "the consumer tried and failed",
+            || async {
+                standin
+                    .counters()
+                    .tsdb_requests_by_status
+                    .get(&500)
+                    .copied()
+                    .unwrap_or(0)
+                    >= 3
+            },
+        )
+        .await;
+        standin.set_faults(FaultConfig::default()).unwrap();
+    };
+
+    let consumer = consumer(&standin, &queues, &[("MACKEREL_MAX_ATTEMPTS", "2")]).await;
+    let (tally, ()) = tokio::join!(drain(consumer, &queues, 5), recovering);
+
+    assert_eq!(standin.counters().values_accepted, 30);
+    assert!(
+        tally
+            .left_for_retry
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 30
+    );
+    assert!(queues.dlq_contents().await.is_empty());
+    assert_eq!(queues.depth(&queues.source_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_mackerel_fails_for_good_the_redrive_policy_parks_the_messages() {
+    let standin = standin(&["svc"]).await;
+    let queues = Queues::create(1, 2).await;
+    standin
+        .set_faults(FaultConfig {
+            error_503_fraction: 1.0,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let bodies: Vec<String> = (0..10)
+        .map(|i| value_body("svc", &format!("job.{i}.failed"), 1.0, now() - 30))
+        .collect();
+    queues.send_all(&bodies).await;
+
+    drain(
+        consumer(&standin, &queues, &[("MACKEREL_MAX_ATTEMPTS", "1")]).await,
+        &queues,
+        4,
+    )
+    .await;
+
+    let parked = queues.dlq_contents().await;
+    let mut parked_bodies: Vec<String> = parked.iter().map(|(b, _)| b.clone()).collect();
+    parked_bodies.sort();
+    let mut sent = bodies.clone();
+    sent.sort();
+    assert_eq!(parked_bodies, sent);
+    assert!(
+        parked.iter().all(|(_, reason)| reason.is_none()),
+        "moved by the redrive policy, not by the consumer"
+    );
+    assert_eq!(standin.counters().values_accepted, 0);
+}
