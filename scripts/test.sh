@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: formatting, lints, unit tests,
-# and the tests against real servers on loopback (moto for SQS / Secrets Manager,
-# the Mackerel stand-in), which this script installs and starts itself.
+# the tests against real servers on loopback (moto for SQS / Secrets Manager /
+# Step Functions, the Mackerel stand-in), the offline Terraform checks with the
+# example workflow executed in moto, and the demo as a smoke test. It installs
+# and starts every server it needs itself.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -21,3 +23,18 @@ say "moto at $MOTO_URL"
 
 say "cargo test"
 cargo test --workspace
+
+say "terraform: parse, checkov, ASL validation, the example workflow run in moto and drained into the stand-in"
+cargo build --quiet --workspace --bins
+SFN_MACKEREL_BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug" bash scripts/check-terraform.sh
+
+say "the demo, as a newcomer runs it"
+demo_output="$(./scripts/demo.sh --no-wait 2>&1)" || { echo "$demo_output"; exit 1; }
+for expected in "make_alarm .*CRITICAL" "malformed_json" "Left in the source queue: 0"; do
+  if ! grep -Eq "$expected" <<<"$demo_output"; then
+    echo "$demo_output"
+    echo "the demo's report lacks: $expected" >&2
+    exit 1
+  fi
+done
+echo "demo: 1 passed, 0 failed"

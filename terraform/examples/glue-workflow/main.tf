@@ -1,0 +1,76 @@
+# A complete deployment: the sfn-mackerel pipeline, the Glue jobs, the workflow that
+# runs them and reports each job's result, and the Mackerel service and monitors.
+
+module "pipeline" {
+  source = "../../modules/sfn-mackerel-pipeline"
+
+  name                            = var.name
+  lambda_zip_path                 = var.lambda_zip_path
+  mackerel_api_base               = var.mackerel_api_base
+  maximum_batching_window_seconds = var.batching_window_seconds
+  # The consumer reports its own figures to the same service; the missing-data
+  # monitor watches them.
+  pipeline_metrics_service = module.monitors.service_name
+  create_alarm_topic       = var.alarm_email != null
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count     = var.alarm_email == null ? 0 : 1
+  topic_arn = module.pipeline.alarm_topic_arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+module "monitors" {
+  source = "../../modules/mackerel-job-monitors"
+
+  service_name             = var.mackerel_service
+  metric_prefix            = var.metric_prefix
+  job_names                = var.glue_jobs
+  failure_duration         = local.failure_duration
+  pipeline_metrics_service = var.mackerel_service
+  missing_data_minutes     = var.missing_data_minutes
+}
+
+locals {
+  # One consumer batch spans at most the batching window, so it can hold points of
+  # a job in ceil(window / 60) + 1 distinct minutes. Averaging that many points
+  # keeps a failure visible behind a later success in the same post.
+  failure_duration = min(10, ceil(var.batching_window_seconds / 60) + 1)
+
+  # templatefile() renders each job's branch, then the workflow around them;
+  # terraform/tests/render_asl.py does the same for the offline checks.
+  workflow_branches = [
+    for job in var.glue_jobs : jsondecode(templatefile("${path.module}/job-branch.asl.json.tftpl", {
+      job_name      = aws_glue_job.job[job].name
+      queue_url     = module.pipeline.queue_url
+      service       = module.monitors.service_name
+      metric_prefix = var.metric_prefix
+    }))
+  ]
+  workflow_definition = templatefile("${path.module}/workflow.asl.json.tftpl", {
+    branches = jsonencode(local.workflow_branches)
+  })
+}
+
+resource "aws_cloudwatch_log_group" "workflow" {
+  #checkov:skip=CKV_AWS_158:Execution logs are encrypted by CloudWatch Logs by default and carry job names and error names only; a customer-managed key would need a key policy for the logs service.
+  #checkov:skip=CKV_AWS_338:Operational logs of an example workflow; 30 days is enough to investigate a failed run. Raise it to your compliance period.
+  name              = "/aws/vendedlogs/states/${var.name}-glue-workflow"
+  retention_in_days = 30
+}
+
+resource "aws_sfn_state_machine" "workflow" {
+  #checkov:skip=CKV_AWS_284:X-Ray tracing would add xray:Put* permissions on "*" to the role and traces no code of ours (Glue and SQS calls are service integrations); the execution history and the ERROR-level log cover failures.
+  name       = "${var.name}-glue-workflow"
+  role_arn   = aws_iam_role.workflow.arn
+  definition = local.workflow_definition
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.workflow.arn}:*"
+    include_execution_data = true
+    level                  = "ERROR"
+  }
+
+  depends_on = [aws_iam_role_policy.workflow, aws_iam_role_policy_attachment.workflow_sends_results]
+}

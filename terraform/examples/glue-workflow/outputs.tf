@@ -1,0 +1,34 @@
+output "state_machine_arn" {
+  description = "Start the workflow: aws stepfunctions start-execution --state-machine-arn <this> --name <run> --input '{\"items\": [{...}]}'."
+  value       = aws_sfn_state_machine.workflow.arn
+}
+
+output "queue_url" {
+  description = "Results queue (for `sfn-mackerel send --queue-url`)."
+  value       = module.pipeline.queue_url
+}
+
+output "dlq_url" {
+  description = "Dead-letter queue of results that did not reach Mackerel."
+  value       = module.pipeline.dlq_url
+}
+
+output "secret_arn" {
+  description = "Put the consumer's Mackerel API key here (aws secretsmanager put-secret-value)."
+  value       = module.pipeline.secret_arn
+}
+
+output "function_name" {
+  description = "The consumer Lambda."
+  value       = module.pipeline.function_name
+}
+
+output "mackerel_service" {
+  description = "Where the results appear in Mackerel."
+  value       = module.monitors.service_name
+}
+
+output "job_monitor_ids" {
+  description = "Mackerel failure monitor per job."
+  value       = module.monitors.job_monitor_ids
+}

@@ -1,0 +1,58 @@
+# Mackerel side of sfn-mackerel: the service the results land in, one failure
+# monitor per job, and a missing-data monitor on the pipeline's own figures.
+
+resource "mackerel_service" "results" {
+  count = var.create_service ? 1 : 0
+  name  = var.service_name
+  memo  = var.service_memo
+}
+
+locals {
+  # Refer to the service through the resource when it is created here, so the
+  # monitors wait for it.
+  service_name = var.create_service ? mackerel_service.results[0].name : var.service_name
+}
+
+# failed is 1 for a failed run and 0 for a successful one. With operator ">" and
+# critical 0, the average of the latest `failure_duration` points alerts as soon as
+# one of them is a failure, even when a success was posted after it in the same
+# request (Mackerel only evaluates the newest points).
+resource "mackerel_monitor" "job_failed" {
+  for_each = toset(var.job_names)
+
+  name                  = "${var.metric_prefix}.${each.key} failed"
+  memo                  = "The Glue job ${each.key} failed (its workflow sent ${var.metric_prefix}.${each.key}.failed = 1). The message's \"error\" and \"execution\" fields, in the queue or the workflow's history, tell which run. Closes after ${var.failure_duration} successful run(s)."
+  notification_interval = var.notification_interval
+
+  service_metric {
+    service            = local.service_name
+    metric             = "${var.metric_prefix}.${each.key}.failed"
+    operator           = ">"
+    critical           = 0
+    duration           = var.failure_duration
+    max_check_attempts = 1
+  }
+}
+
+# The consumer posts <prefix>.values_posted for every batch it handles. No figure
+# for missing_data_minutes means results stopped arriving: workflows stopped
+# sending, or the queue, the function or the Mackerel key broke.
+resource "mackerel_monitor" "pipeline_silent" {
+  count = var.pipeline_metrics_service == null ? 0 : 1
+
+  name                  = "sfn-mackerel: no results for ${var.missing_data_minutes} minutes"
+  memo                  = "No batch reached Mackerel for ${var.missing_data_minutes} minutes (warning: a batch posted no value at all). Check the workflows' executions, the results queue's age alarm, the DLQ and the consumer's logs."
+  notification_interval = var.notification_interval
+
+  service_metric {
+    # Through local.service_name when it is the service created above, to wait for it.
+    service  = var.pipeline_metrics_service == var.service_name ? local.service_name : var.pipeline_metrics_service
+    metric   = "${var.pipeline_metrics_prefix}.values_posted"
+    operator = "<"
+    # A batch that posted nothing (every message parked or failed) is worth a look.
+    warning                   = 1
+    duration                  = 1
+    max_check_attempts        = 1
+    missing_duration_critical = var.missing_data_minutes
+  }
+}

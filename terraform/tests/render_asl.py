@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Renders the example's state machine definition the way its Terraform does.
+
+terraform/examples/glue-workflow/main.tf builds the definition in two steps, and
+this file repeats them so the definition can be validated and executed without
+Terraform:
+
+1. each job's branch: `templatefile("job-branch.asl.json.tftpl", {job_name,
+   queue_url, service, metric_prefix})`, parsed as JSON;
+2. the workflow: `templatefile("workflow.asl.json.tftpl", {branches =
+   jsonencode(<the branches>)})`.
+
+The templates use only `${name}` interpolation, the one part of Terraform's
+template language this renderer implements; it refuses directives (`%{`) and
+escapes (`$${`) rather than render them differently from Terraform.
+
+    .venv/bin/python terraform/tests/render_asl.py --queue-url URL --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "glue-workflow"
+WORKFLOW_TEMPLATE = EXAMPLE_DIR / "workflow.asl.json.tftpl"
+BRANCH_TEMPLATE = EXAMPLE_DIR / "job-branch.asl.json.tftpl"
+
+# The example's defaults (variables.tf); tests pass their own values.
+DEFAULT_JOBS = ("make_rawdata", "make_alarm", "make_order")
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_template(path: Path, values: dict[str, str]) -> str:
+    """Substitutes `${name}` like Terraform's templatefile(); a missing name is an error."""
+    text = path.read_text(encoding="utf-8")
+    for unsupported in ("%{", "$${"):
+        if unsupported in text:
+            raise ValueError(
+                f"{path.name} uses `{unsupported}`, which this renderer does not implement: "
+                "keep the templates to plain ${name} interpolation"
+            )
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(f"{path.name} references ${{{name}}}, which was not given")
+        return values[name]
+
+    return _INTERPOLATION.sub(substitute, text)
+
+
+def render_workflow(
+    *, queue_url: str, service: str, metric_prefix: str, jobs: tuple[str, ...] = DEFAULT_JOBS
+) -> str:
+    """Returns the state machine definition (ASL JSON text) for the given jobs."""
+    branches = [
+        json.loads(
+            render_template(
+                BRANCH_TEMPLATE,
+                {
+                    "job_name": job,
+                    "queue_url": queue_url,
+                    "service": service,
+                    "metric_prefix": metric_prefix,
+                },
+            )
+        )
+        for job in jobs
+    ]
+    definition = render_template(WORKFLOW_TEMPLATE, {"branches": json.dumps(branches)})
+    json.loads(definition)  # the rendered result must be JSON, as Step Functions requires
+    return definition
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--queue-url", default="https://sqs.us-east-1.amazonaws.com/123456789012/sfn-mackerel"
+    )
+    parser.add_argument("--service", default="ORGANIZATION")
+    parser.add_argument("--metric-prefix", default="prd.glue.job")
+    parser.add_argument("--jobs", default=",".join(DEFAULT_JOBS), help="comma-separated")
+    parser.add_argument("--out", type=Path, help="write here instead of stdout")
+    args = parser.parse_args(argv)
+    definition = render_workflow(
+        queue_url=args.queue_url,
+        service=args.service,
+        metric_prefix=args.metric_prefix,
+        jobs=tuple(job for job in args.jobs.split(",") if job),
+    )
+    if args.out:
+        args.out.write_text(definition, encoding="utf-8")
+    else:
+        sys.stdout.write(definition)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
