@@ -295,6 +295,20 @@ fn bodies(services: usize, per_service: usize) -> Vec<String> {
         .collect()
 }
 
+/// The stand-in for services svc-00..svc-09, answering each request after 150 ms.
+async fn slow_standin_for_ten_services() -> mackerel_standin::RunningStandIn {
+    let services: Vec<String> = (0..10).map(|s| format!("svc-{s:02}")).collect();
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let standin = standin(&names).await;
+    standin
+        .set_faults(FaultConfig {
+            latency_ms: 150,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    standin
+}
+
 fn stored_values(standin: &mackerel_standin::RunningStandIn) -> usize {
     standin
         .dump()
@@ -307,16 +321,8 @@ fn stored_values(standin: &mackerel_standin::RunningStandIn) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_killed_mid_batch_and_restarted_loses_nothing() {
-    let services: Vec<String> = (0..10).map(|s| format!("svc-{s:02}")).collect();
-    let names: Vec<&str> = services.iter().map(String::as_str).collect();
-    let standin = standin(&names).await;
     // Slow answers make sure the kill lands while a batch is in hand.
-    standin
-        .set_faults(FaultConfig {
-            latency_ms: 150,
-            ..FaultConfig::default()
-        })
-        .unwrap();
+    let standin = slow_standin_for_ten_services().await;
     let queues = Queues::create(3, 10).await;
     let sent = bodies(10, 30);
     queues.send_all(&sent).await;
@@ -376,15 +382,7 @@ async fn the_runner_killed_mid_batch_and_restarted_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_before_exiting() {
-    let services: Vec<String> = (0..10).map(|s| format!("svc-{s:02}")).collect();
-    let names: Vec<&str> = services.iter().map(String::as_str).collect();
-    let standin = standin(&names).await;
-    standin
-        .set_faults(FaultConfig {
-            latency_ms: 150,
-            ..FaultConfig::default()
-        })
-        .unwrap();
+    let standin = slow_standin_for_ten_services().await;
     let queues = Queues::create(30, 10).await;
     queues.send_all(&bodies(10, 30)).await;
     let mut runner = Running(

@@ -24,16 +24,28 @@ fn runner_options(queues: &Queues, idle_secs: u64) -> RunnerOptions {
     }
 }
 
+/// One poller with a long window: everything sent beforehand arrives in one batch.
+fn one_batch_options(queues: &Queues) -> RunnerOptions {
+    RunnerOptions {
+        batching_window: Duration::from_secs(2),
+        concurrency: 1,
+        ..runner_options(queues, 2)
+    }
+}
+
 async fn drain(consumer: E2eConsumer, queues: &Queues, idle_secs: u64) -> Arc<RunnerTally> {
+    drain_with(consumer, queues, runner_options(queues, idle_secs)).await
+}
+
+async fn drain_with(
+    consumer: E2eConsumer,
+    queues: &Queues,
+    options: RunnerOptions,
+) -> Arc<RunnerTally> {
     let (_stop_sender, stop) = tokio::sync::watch::channel(false);
     tokio::time::timeout(
         Duration::from_secs(120),
-        run_queue(
-            Arc::new(consumer),
-            queues.sqs.clone(),
-            runner_options(queues, idle_secs),
-            stop,
-        ),
+        run_queue(Arc::new(consumer), queues.sqs.clone(), options, stop),
     )
     .await
     .expect("the runner did not go idle within 2 minutes")
@@ -88,10 +100,8 @@ async fn every_value_arrives_with_its_original_time_in_far_fewer_requests() {
         "{requests} requests for {} results",
         bodies.len()
     );
-    assert_eq!(
-        tally.deleted.load(std::sync::atomic::Ordering::Relaxed),
-        bodies.len() as u64
-    );
+    // At least once: a message redelivered on a loaded machine is deleted twice.
+    assert!(tally.deleted.load(std::sync::atomic::Ordering::Relaxed) >= bodies.len() as u64);
     assert_eq!(queues.depth(&queues.source_url).await, 0);
     assert!(queues.dlq_contents().await.is_empty());
 }
@@ -133,8 +143,18 @@ async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
         ])
         .await;
 
-    drain(consumer(&standin, &queues, &[]).await, &queues, 2).await;
+    let tally = drain_with(
+        consumer(&standin, &queues, &[]).await,
+        &queues,
+        one_batch_options(&queues),
+    )
+    .await;
 
+    assert_eq!(
+        tally.batches.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the test needs one batch"
+    );
     let alerts = open_alerts(&standin).await;
     assert!(
         alerts.contains(&(monitor, "CRITICAL".to_owned())),
