@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""moto_server with the two patches that let moto 5.2.5 run this project's workflow.
+"""moto_server with the patches that let moto 5.2.5 run this project's workflow and
+its load tests.
 
 Run it exactly like `moto_server` (same arguments, same behaviour), e.g.
 
@@ -17,7 +18,12 @@ What the patches change, and only when a workflow is executed:
    STOPPED) ends that way, with an ErrorMessage as AWS reports one. Runs without
    the argument succeed, as in stock moto.
 
-Both patch moto's internals, so moto is pinned (scripts/requirements.txt) and each
+3. SQS stays linear in the number of messages in a queue (see make_sqs_linear):
+   stock moto rescans every message for every attribute on each SendMessage and
+   ReceiveMessage, which made a queue of thousands of messages take seconds per
+   call. Only the speed changes.
+
+All patch moto's internals, so moto is pinned (scripts/requirements.txt) and each
 patch first asserts that the code it replaces is still there: a moto upgrade fails
 here, loudly, rather than silently un-patching the tests.
 """
@@ -126,10 +132,103 @@ def let_glue_job_runs_fail() -> None:
     glue.FakeJobRun.as_dict = as_dict
 
 
+def make_sqs_linear() -> None:
+    """Patch 3: keep moto's SQS linear in the number of messages; no behaviour changes.
+
+    Stock moto recomputes every queue attribute, each an O(messages) scan, on every
+    SendMessage (for ContentBasedDeduplication, which only FIFO queues have) and up
+    to three times per message in ReceiveMessage (for the retention period), and it
+    reads the clock through datetime arithmetic for every message it looks at. A
+    queue of a few thousand messages then takes seconds per call, which made the
+    load tests and the fault run measure moto instead of this project. The patch
+    reads those single attributes directly, computes a queue's attributes once per
+    GetQueueAttributes call, and reads the clock with time.time().
+    """
+    import time
+
+    from moto.sqs import models as sqs
+
+    expected_calls = {
+        sqs.SQSBackend.send_message: 1,
+        sqs.SQSBackend._validate_message: 2,
+    }
+    attribute_read = 'queue.attributes.get("ContentBasedDeduplication")'
+    for method, count in expected_calls.items():
+        source = textwrap.dedent(inspect.getsource(method))
+        if source.count(attribute_read) != count:
+            raise MotoPatchOutdated(
+                f"expected {count} `{attribute_read}` in SQSBackend.{method.__name__}"
+            )
+        patched = source.replace(attribute_read, "_content_based_deduplication_attribute(queue)")
+        namespace: dict = {}
+        exec(compile(patched, sqs.__file__, "exec"), sqs.__dict__, namespace)
+        setattr(sqs.SQSBackend, method.__name__, namespace[method.__name__])
+
+    def _content_based_deduplication_attribute(queue):
+        # Queue.attributes lists it (as "true"/"false") for FIFO queues only.
+        if not queue.fifo_queue:
+            return None
+        return str(queue.content_based_deduplication).lower()
+
+    sqs._content_based_deduplication_attribute = _content_based_deduplication_attribute
+
+    retention_source = inspect.getsource(sqs.SQSBackend.is_message_valid_based_on_retention_period)
+    if '["MessageRetentionPeriod"]' not in retention_source or "unix_time()" not in retention_source:
+        raise MotoPatchOutdated("is_message_valid_based_on_retention_period changed")
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        retain_until = float(queue.message_retention_period) + message.sent_timestamp / 1000
+        return retain_until > time.time()
+
+    sqs.SQSBackend.is_message_valid_based_on_retention_period = (
+        is_message_valid_based_on_retention_period
+    )
+
+    attributes_source = inspect.getsource(sqs.SQSBackend.get_queue_attributes)
+    if "if queue.attributes.get(name) is not None:" not in attributes_source:
+        raise MotoPatchOutdated("SQSBackend.get_queue_attributes changed")
+    stock_get_queue_attributes = sqs.SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self, queue_name, attribute_names):
+        if not attribute_names or "All" in attribute_names:
+            return stock_get_queue_attributes(self, queue_name, attribute_names)
+        # The same validation as the stock method, then one computation of the attributes.
+        valid = (
+            ["All"]
+            + sqs.Queue.BASE_ATTRIBUTES
+            + sqs.Queue.FIFO_ATTRIBUTES
+            + sqs.Queue.KMS_ATTRIBUTES
+        )
+        invalid = next((name for name in attribute_names if name not in valid), None)
+        if invalid or invalid == "":
+            raise sqs.InvalidAttributeName(invalid)
+        everything = self.get_queue(queue_name).attributes
+        return {
+            name: everything[name]
+            for name in attribute_names
+            if name in everything and everything[name] is not None
+        }
+
+    sqs.SQSBackend.get_queue_attributes = get_queue_attributes
+
+    stock_unix_time = sqs.unix_time
+
+    def unix_time(dt=None):
+        return time.time() if dt is None else stock_unix_time(dt)
+
+    def unix_time_millis(dt=None):
+        return unix_time(dt) * 1000.0
+
+    sqs.unix_time = unix_time
+    sqs.unix_time_millis = unix_time_millis
+
+
 def apply_patches() -> None:
     require_pinned_moto()
     guard_missing_callback_endpoint()
     let_glue_job_runs_fail()
+    make_sqs_linear()
 
 
 def main(argv: list[str] | None = None) -> None:
