@@ -1,0 +1,292 @@
+//! A message in the dead-letter queue as the operator thinks of it: why it is
+//! there (the consumer's `Reason` attribute, or `retries_exhausted` when the
+//! queue's redrive policy moved it), how old it and its values are, and whether
+//! redriving it can ever work. Pure apart from converting the SDK's type.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use serde::Serialize;
+use sfn_mackerel_message::dead_letter as attribute;
+use sfn_mackerel_message::{decode, DecodeContext, SetAsideReason, TimeWindow};
+
+/// The reason shown for messages the redrive policy moved: they carry no `Reason`.
+pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+
+/// Mackerel silently drops values older than this.
+pub const MACKEREL_KEEPS_SECONDS: i64 = 24 * 3600;
+
+/// One DLQ message, received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parked {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// A reason code, or [`RETRIES_EXHAUSTED`].
+    pub reason: String,
+    pub detail: Option<String>,
+    pub source_message_id: Option<String>,
+    /// When the source queue first received it (epoch milliseconds).
+    pub source_sent_ms: Option<i64>,
+    /// Message attributes other than the dead-letter ones (kept on redrive).
+    pub other_attributes: HashMap<String, MessageAttributeValue>,
+}
+
+impl Parked {
+    pub fn from_sqs(message: &Message) -> Self {
+        let attributes = message.message_attributes().cloned().unwrap_or_default();
+        let text = |name: &str| {
+            attributes
+                .get(name)
+                .and_then(|v| v.string_value())
+                .map(str::to_owned)
+        };
+        let system_sent = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            .and_then(|v| v.parse::<i64>().ok());
+        let dead_letter_names = [
+            attribute::REASON,
+            attribute::REASON_DETAIL,
+            attribute::SOURCE_MESSAGE_ID,
+            attribute::SOURCE_SENT_TIMESTAMP,
+            attribute::SOURCE_QUEUE_ARN,
+        ];
+        Self {
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+            receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
+            body: message.body().unwrap_or_default().to_owned(),
+            reason: text(attribute::REASON).unwrap_or_else(|| RETRIES_EXHAUSTED.to_owned()),
+            detail: text(attribute::REASON_DETAIL),
+            source_message_id: text(attribute::SOURCE_MESSAGE_ID),
+            source_sent_ms: text(attribute::SOURCE_SENT_TIMESTAMP)
+                .and_then(|v| v.parse().ok())
+                .or(system_sent),
+            other_attributes: attributes
+                .into_iter()
+                .filter(|(name, _)| !dead_letter_names.contains(&name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Seconds since the source queue received it.
+    pub fn age_seconds(&self, now: i64) -> Option<i64> {
+        self.source_sent_ms.map(|ms| now - ms.div_euclid(1000))
+    }
+
+    /// The time of its oldest value, or when it was sent if the body has none readable.
+    pub fn data_time(&self) -> Option<i64> {
+        let sent = self.source_sent_ms.map(|ms| ms.div_euclid(1000));
+        let context = DecodeContext {
+            sent_at: sent,
+            window: TimeWindow {
+                oldest: i64::MIN / 2,
+                newest: i64::MAX / 2,
+            },
+        };
+        decode(&self.body, &context)
+            .ok()
+            .and_then(|d| d.values.iter().map(|v| v.time).min())
+            .or(sent)
+    }
+
+    /// Whether Mackerel would drop its values now (redriving it is pointless).
+    pub fn too_old_for_mackerel(&self, now: i64) -> bool {
+        self.data_time()
+            .is_some_and(|t| now - t > MACKEREL_KEEPS_SECONDS)
+    }
+}
+
+/// Whether redriving a message with this reason unchanged can ever succeed.
+pub fn redrivable(reason: &str) -> bool {
+    reason == RETRIES_EXHAUSTED
+        || SetAsideReason::from_code(reason).is_some_and(SetAsideReason::is_redrivable)
+}
+
+/// Checks `--reason` values against the known codes.
+pub fn check_reasons(reasons: &[String]) -> Result<(), String> {
+    for reason in reasons {
+        if reason != RETRIES_EXHAUSTED && SetAsideReason::from_code(reason).is_none() {
+            let known: Vec<&str> = SetAsideReason::ALL
+                .iter()
+                .map(|r| r.code())
+                .chain([RETRIES_EXHAUSTED])
+                .collect();
+            return Err(format!(
+                "--reason {reason:?} is not a reason code; use one of: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sample message for the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    pub message_id: String,
+    pub body: String,
+    pub detail: Option<String>,
+}
+
+/// The messages of one reason, summarised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasonGroup {
+    pub reason: String,
+    pub count: usize,
+    pub oldest_age_seconds: Option<i64>,
+    pub newest_age_seconds: Option<i64>,
+    /// Messages whose values Mackerel would drop now.
+    pub too_old_for_mackerel: usize,
+    /// Whether a redrive unchanged can succeed (after fixing the cause).
+    pub redrivable: bool,
+    pub samples: Vec<Sample>,
+}
+
+/// Groups messages by reason, largest group first.
+pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<ReasonGroup> {
+    let mut groups: BTreeMap<&str, Vec<&Parked>> = BTreeMap::new();
+    for message in messages {
+        groups.entry(&message.reason).or_default().push(message);
+    }
+    let mut out: Vec<ReasonGroup> = groups
+        .into_iter()
+        .map(|(reason, members)| {
+            let ages: Vec<i64> = members.iter().filter_map(|m| m.age_seconds(now)).collect();
+            ReasonGroup {
+                reason: reason.to_owned(),
+                count: members.len(),
+                oldest_age_seconds: ages.iter().copied().max(),
+                newest_age_seconds: ages.iter().copied().min(),
+                too_old_for_mackerel: members
+                    .iter()
+                    .filter(|m| m.too_old_for_mackerel(now))
+                    .count(),
+                redrivable: redrivable(reason),
+                samples: members
+                    .iter()
+                    .take(samples)
+                    .map(|m| Sample {
+                        message_id: m.message_id.clone(),
+                        body: m.body.clone(),
+                        detail: m.detail.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_981_423;
+
+    fn sqs_message(body: &str, reason: Option<&str>, sent_ms: i64) -> Message {
+        let mut builder = Message::builder()
+            .message_id("m-1")
+            .receipt_handle("rh-1")
+            .body(body)
+            .attributes(
+                MessageSystemAttributeName::SentTimestamp,
+                sent_ms.to_string(),
+            )
+            .message_attributes(
+                "Trace",
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value("abc")
+                    .build()
+                    .unwrap(),
+            );
+        if let Some(reason) = reason {
+            builder = builder.message_attributes(
+                attribute::REASON,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(reason)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn a_message_without_a_reason_was_moved_by_the_redrive_policy() {
+        let parked = Parked::from_sqs(&sqs_message("{}", None, NOW * 1000));
+        assert_eq!(parked.reason, RETRIES_EXHAUSTED);
+        let parked = Parked::from_sqs(&sqs_message("{}", Some("unknown_service"), NOW * 1000));
+        assert_eq!(parked.reason, "unknown_service");
+    }
+
+    #[test]
+    fn only_foreign_attributes_are_kept_for_a_redrive() {
+        let parked = Parked::from_sqs(&sqs_message("{}", Some("too_old"), NOW * 1000));
+        let names: Vec<&String> = parked.other_attributes.keys().collect();
+        assert_eq!(names, vec!["Trace"]);
+    }
+
+    #[test]
+    fn the_values_time_decides_whether_mackerel_would_drop_them() {
+        let fresh_message_old_value = Parked::from_sqs(&sqs_message(
+            &format!(
+                r#"{{"service":"svc","name":"a","value":1,"time":{}}}"#,
+                NOW - 25 * 3600
+            ),
+            Some("unknown_service"),
+            NOW * 1000,
+        ));
+        assert!(fresh_message_old_value.too_old_for_mackerel(NOW));
+        let old_message_without_time = Parked::from_sqs(&sqs_message(
+            r#"{"service":"svc","name":"a","value":1}"#,
+            None,
+            (NOW - 30 * 3600) * 1000,
+        ));
+        assert!(old_message_without_time.too_old_for_mackerel(NOW));
+        let recent = Parked::from_sqs(&sqs_message("not json", Some("malformed_json"), NOW * 1000));
+        assert!(!recent.too_old_for_mackerel(NOW));
+    }
+
+    #[test]
+    fn groups_count_ages_and_samples_per_reason() {
+        let messages: Vec<Parked> = [
+            ("a", Some("unknown_service"), NOW - 100),
+            ("b", Some("unknown_service"), NOW - 10),
+            ("c", None, NOW - 50),
+        ]
+        .iter()
+        .map(|(body, reason, sent)| Parked::from_sqs(&sqs_message(body, *reason, sent * 1000)))
+        .collect();
+        let groups = group_by_reason(&messages, NOW, 1);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].reason, "unknown_service");
+        assert_eq!(groups[0].count, 2);
+        assert_eq!(groups[0].oldest_age_seconds, Some(100));
+        assert_eq!(groups[0].newest_age_seconds, Some(10));
+        assert_eq!(groups[0].samples.len(), 1);
+        assert!(groups[0].redrivable);
+        assert_eq!(groups[1].reason, RETRIES_EXHAUSTED);
+    }
+
+    #[test]
+    fn malformed_messages_are_not_worth_a_redrive() {
+        assert!(!redrivable("malformed_json"));
+        assert!(!redrivable("too_old"));
+        assert!(redrivable("unknown_service"));
+        assert!(redrivable(RETRIES_EXHAUSTED));
+    }
+
+    #[test]
+    fn unknown_reason_filters_list_the_known_codes() {
+        assert_eq!(
+            check_reasons(&["too_old".into(), RETRIES_EXHAUSTED.into()]),
+            Ok(())
+        );
+        let error = check_reasons(&["typo".into()]).unwrap_err();
+        assert!(error.contains("unknown_service"), "{error}");
+    }
+}

@@ -1,0 +1,59 @@
+//! `dlq purge`: deletes every message in the DLQ, only when the operator
+//! repeats the queue's name, so a pasted command cannot empty the wrong queue.
+
+use serde_json::json;
+
+use crate::aws::{sqs_error, Sqs};
+use crate::cli::PurgeArgs;
+use crate::error::CliError;
+use crate::output::Outcome;
+use crate::queue::{queue_info, queue_name};
+
+/// Runs `dlq purge`.
+pub async fn run(sqs: &Sqs, args: &PurgeArgs) -> Result<Outcome, CliError> {
+    let name = queue_name(&args.dlq_url).to_owned();
+    let info = queue_info(sqs, &args.dlq_url).await?;
+    let count = info.depth.total();
+    if args.dry_run {
+        return Ok(Outcome::new(
+            json!({"command": "dlq purge", "dry_run": true, "queue_url": args.dlq_url, "approximate_messages": count}),
+            format!("dry run: purging {name} would delete about {count} messages"),
+        ));
+    }
+    match args.confirm.as_deref() {
+        Some(confirm) if confirm == name => {}
+        Some(other) => {
+            return Err(CliError::usage(format!(
+                "--confirm {other:?} does not match the queue's name {name:?}; nothing was deleted"
+            )))
+        }
+        None => {
+            return Err(CliError::usage(format!(
+                "purging deletes about {count} messages for good: repeat the queue's name to confirm, --confirm {name} (try `dlq peek` first)"
+            )))
+        }
+    }
+    sqs.client
+        .purge_queue()
+        .queue_url(&args.dlq_url)
+        .send()
+        .await
+        .map_err(|e| {
+            let purge_in_progress = e
+                .as_service_error()
+                .is_some_and(|s| s.is_purge_queue_in_progress());
+            if purge_in_progress {
+                CliError::Unreachable(format!(
+                    "{name} was purged less than 60 seconds ago and SQS allows one purge a minute; wait and run it again"
+                ))
+            } else {
+                sqs_error(sqs, e, "purging the queue", &args.dlq_url)
+            }
+        })?;
+    Ok(Outcome::new(
+        json!({"command": "dlq purge", "dry_run": false, "queue_url": args.dlq_url, "approximate_messages": count}),
+        format!(
+            "purged {name}: about {count} messages deleted (SQS may take up to 60 s to finish)"
+        ),
+    ))
+}

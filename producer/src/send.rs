@@ -1,0 +1,213 @@
+//! `send`: one job result on the queue, built and validated the way the
+//! consumer will read it, so a smoke test after a deploy tests the real path.
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use sfn_mackerel_message::timestamp::{format_epoch, parse_time, DEFAULT_MAX_FUTURE_SECONDS};
+use sfn_mackerel_message::{decode, DecodeContext, Decoded, OutgoingMessage, TimeWindow};
+
+use crate::aws::{sqs_error, Sqs};
+use crate::cli::SendArgs;
+use crate::error::CliError;
+use crate::output::{Outcome, Table};
+
+/// Epoch seconds now.
+pub fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Builds the body from the flags or reads it from the file / stdin.
+pub fn body_from_args(args: &SendArgs) -> Result<String, CliError> {
+    if let Some(path) = &args.file {
+        let mut text = String::new();
+        if path.as_os_str() == "-" {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::usage(format!("cannot read the body from stdin: {e}")))?;
+        } else {
+            text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::usage(format!("cannot read the body from {}: {e}", path.display()))
+            })?;
+        }
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return Err(CliError::usage(
+                "the body is empty: put one JSON message in the file",
+            ));
+        }
+        return Ok(text);
+    }
+    let (Some(service), Some(name), Some(value)) = (&args.service, &args.name, args.value) else {
+        return Err(CliError::usage(
+            "give --service, --name and --value, or a body with --file",
+        ));
+    };
+    if !value.is_finite() {
+        return Err(CliError::usage("--value must be a finite number"));
+    }
+    let time = match &args.time {
+        None => None,
+        Some(text) => {
+            let as_json = match text.parse::<i64>() {
+                Ok(seconds) => json!(seconds),
+                Err(_) => json!(text),
+            };
+            let seconds =
+                parse_time(&as_json).map_err(|why| CliError::usage(format!("--time: {why}")))?;
+            Some(if text.parse::<i64>().is_ok() {
+                format_epoch(seconds)
+            } else {
+                text.clone()
+            })
+        }
+    };
+    Ok(OutgoingMessage::single(service, name, value, time).to_body())
+}
+
+/// Decodes the body as the consumer would if SQS received it now.
+pub fn validate(body: &str, now: i64) -> Result<Decoded, sfn_mackerel_message::Rejection> {
+    decode(
+        body,
+        &DecodeContext {
+            sent_at: Some(now),
+            window: TimeWindow::around(now, DEFAULT_MAX_FUTURE_SECONDS),
+        },
+    )
+}
+
+/// Runs `send`.
+pub async fn run(sqs: &Sqs, args: &SendArgs) -> Result<Outcome, CliError> {
+    let body = body_from_args(args)?;
+    let now = now_seconds();
+    let decoded = match validate(&body, now) {
+        Ok(decoded) => Some(decoded),
+        Err(rejection) if args.allow_invalid => {
+            crate::output::warn(&format!(
+                "the consumer will set this message aside as {}: {} (sending anyway: --allow-invalid)",
+                rejection.reason, rejection.detail
+            ));
+            None
+        }
+        Err(rejection) => {
+            return Err(CliError::usage(format!(
+                "the consumer would set this message aside as {}: {}. Fix the body, or pass --allow-invalid to send it anyway",
+                rejection.reason, rejection.detail
+            )))
+        }
+    };
+    let values: Vec<serde_json::Value> = decoded
+        .iter()
+        .flat_map(|d| {
+            d.values.iter().map(move |v| {
+                json!({"service": d.service, "name": v.name, "value": v.value, "time": v.time})
+            })
+        })
+        .collect();
+
+    let message_id = if args.dry_run {
+        None
+    } else {
+        let output = sqs
+            .client
+            .send_message()
+            .queue_url(&args.queue_url)
+            .message_body(&body)
+            .send()
+            .await
+            .map_err(|e| sqs_error(sqs, e, "sending the message", &args.queue_url))?;
+        Some(output.message_id().unwrap_or_default().to_owned())
+    };
+
+    let mut human = String::new();
+    match &message_id {
+        Some(id) => human.push_str(&format!("sent message {id} to {}\n", args.queue_url)),
+        None => human.push_str("dry run: nothing sent\n"),
+    }
+    human.push_str(&format!("body: {body}\n"));
+    if !values.is_empty() {
+        let mut table = Table::new(&["service", "name", "value", "time"]);
+        for v in decoded
+            .iter()
+            .flat_map(|d| d.values.iter().map(move |v| (d, v)))
+        {
+            table.row(vec![
+                v.0.service.clone(),
+                v.1.name.clone(),
+                v.1.value.to_string(),
+                format_epoch(v.1.time),
+            ]);
+        }
+        human.push_str(&table.render());
+    }
+    Ok(Outcome::new(
+        json!({
+            "command": "send",
+            "dry_run": args.dry_run,
+            "queue_url": args.queue_url,
+            "message_id": message_id,
+            "body": body,
+            "valid": decoded.is_some(),
+            "values": values,
+        }),
+        human,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SendArgs {
+        SendArgs {
+            queue_url: "http://q".into(),
+            service: Some("ORG".into()),
+            name: Some("glue.job.a.failed".into()),
+            value: Some(1.0),
+            time: None,
+            file: None,
+            allow_invalid: false,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn flags_build_the_workflow_body_without_a_time() {
+        assert_eq!(
+            body_from_args(&args()).unwrap(),
+            r#"{"service":"ORG","metrics":[{"name":"glue.job.a.failed","value":1.0}]}"#
+        );
+    }
+
+    #[test]
+    fn epoch_times_are_sent_as_rfc3339() {
+        let body = body_from_args(&SendArgs {
+            time: Some("1795981423".into()),
+            ..args()
+        })
+        .unwrap();
+        assert!(body.contains(r#""time":"2026-11-29T19:43:43Z""#), "{body}");
+    }
+
+    #[test]
+    fn a_bad_time_is_a_usage_error() {
+        let error = body_from_args(&SendArgs {
+            time: Some("yesterday".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(error.to_string().starts_with("--time:"), "{error}");
+    }
+
+    #[test]
+    fn validation_is_the_consumers() {
+        let now = 1_795_981_423;
+        assert!(validate(&body_from_args(&args()).unwrap(), now).is_ok());
+        let rejection = validate(r#"{"service":"ORG","name":"a b","value":1}"#, now).unwrap_err();
+        assert_eq!(rejection.reason.code(), "invalid_metric_name");
+    }
+}

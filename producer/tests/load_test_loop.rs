@@ -1,0 +1,367 @@
+//! The load-test loop, small enough for CI: `flood` fills the queue, the real
+//! consumer (in-process) drains it into the Mackerel stand-in and the DLQ, and
+//! `verify` finds every value and every parked message. Also verify's failures:
+//! missing values exit 1, a bad manifest 2, an unreachable Mackerel 3, and a
+//! queue that does not drain in time 1.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use mackerel_standin::{Config, RunningStandIn, StandIn};
+use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
+use sfn_mackerel_consumer::config::Settings;
+use sfn_mackerel_consumer::dlq::SqsDeadLetters;
+use sfn_mackerel_consumer::mackerel::HttpTransport;
+use sfn_mackerel_consumer::{Consumer, InboundMessage};
+use support::*;
+
+const WRITE_KEY: &str = "write-key";
+const READ_KEY: &str = "read-key";
+const SERVICES: [&str; 2] = ["svc-a", "svc-b"];
+
+async fn standin() -> RunningStandIn {
+    let mut config = Config::new()
+        .with_api_key(WRITE_KEY)
+        .with_read_only_api_key(READ_KEY);
+    for service in SERVICES {
+        config = config.with_service(service);
+    }
+    StandIn::start(config).await.unwrap()
+}
+
+/// Drains `queue` through the consumer: receive, handle, delete what is done.
+/// Bounded: stops after two empty receives or 60 s.
+async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
+    let sqs = client().await;
+    let vars = [
+        ("MACKEREL_API_KEY", WRITE_KEY),
+        ("DLQ_URL", dlq),
+        ("MACKEREL_API_BASE", mackerel),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = Settings::from_vars(&vars).unwrap();
+    let consumer = Consumer::new(
+        settings,
+        HttpTransport::new(mackerel).unwrap(),
+        KeyStore::load(FixedKey(ApiKey::new(WRITE_KEY)))
+            .await
+            .unwrap(),
+        SqsDeadLetters {
+            client: sqs.clone(),
+            queue_url: dlq.to_owned(),
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut handled = 0;
+    let mut empty = 0;
+    while empty < 2 && tokio::time::Instant::now() < deadline {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages().to_vec();
+        if messages.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let inbound: Vec<InboundMessage> = messages
+            .iter()
+            .map(|m| InboundMessage {
+                id: m.message_id().unwrap().to_owned(),
+                body: m.body().unwrap().to_owned(),
+                sent_at_ms: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|v| v.parse().ok()),
+                source_queue_arn: None,
+            })
+            .collect();
+        let report = consumer
+            .handle(
+                &inbound,
+                tokio::time::Instant::now() + Duration::from_secs(20),
+            )
+            .await;
+        for (message, fate) in messages.iter().zip(&report.fates) {
+            if fate.is_done() {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                handled += 1;
+            }
+        }
+    }
+    handled
+}
+
+fn temp_manifest(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}.jsonl", unique(name)))
+}
+
+async fn flood(queue: &str, path: &std::path::Path, count: &str) {
+    let run = cli_moto(&[
+        "--json",
+        "flood",
+        "--queue-url",
+        queue,
+        "--count",
+        count,
+        "--concurrency",
+        "4",
+        "--service",
+        SERVICES[0],
+        "--service",
+        SERVICES[1],
+        "--jobs",
+        "3",
+        "--executions",
+        "40",
+        "--failure-fraction",
+        "0.3",
+        "--malformed-fraction",
+        "0.05",
+        "--too-old-fraction",
+        "0.05",
+        "--spread-minutes",
+        "5",
+        "--seed",
+        "11",
+        "--manifest",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn flood_then_consumer_then_verify_finds_everything() {
+    let (queue, dlq) = queue_pair("loop").await;
+    let mackerel = standin().await;
+    let path = temp_manifest("loop");
+    flood(&queue, &path, "400").await;
+
+    assert_eq!(run_consumer(&queue, &dlq, &mackerel.base_url()).await, 400);
+
+    let base = mackerel.base_url();
+    let run = cli_moto(&[
+        "--json",
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--dlq-url",
+        &dlq,
+        "--wait-drained",
+        "--queue-url",
+        &queue,
+        "--timeout",
+        "10",
+        "--mackerel-api-base",
+        &base,
+        "--mackerel-api-key",
+        READ_KEY,
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["mackerel"]["missing"], 0);
+    assert_eq!(report["mackerel"]["mismatched"], 0);
+    assert!(report["mackerel"]["found"].as_u64().unwrap() > 0);
+    assert!(report["dlq"]["expected"].as_u64().unwrap() > 0);
+    assert_eq!(report["dlq"]["found"], report["dlq"]["expected"]);
+    assert_eq!(report["drained"]["drained"], true);
+    // One read per series (2 services x 3 jobs x 2 metrics), not one per value.
+    assert_eq!(report["mackerel"]["reads"], 12);
+    assert!(!run.stdout.contains(READ_KEY) && !run.stderr.contains(READ_KEY));
+    // verify only looked: the parked messages are still in the DLQ.
+    assert_eq!(
+        depth(&dlq).await,
+        report["dlq"]["expected"].as_u64().unwrap()
+    );
+
+    mackerel.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn values_that_never_reached_mackerel_fail_verify_with_exit_1() {
+    let (queue, dlq) = queue_pair("loop-missing").await;
+    let path = temp_manifest("loop-missing");
+    flood(&queue, &path, "50").await;
+    // No consumer ran: nothing reached the stand-in or the DLQ.
+    let mackerel = standin().await;
+    let base = mackerel.base_url();
+    let run = cli_moto(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--dlq-url",
+        &dlq,
+        "--mackerel-api-base",
+        &base,
+        "--mackerel-api-key",
+        READ_KEY,
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("RESULT: FAILED"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Mackerel has no such service or metric"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not in the DLQ"), "{}", run.stdout);
+    mackerel.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn wait_drained_gives_up_after_the_timeout_with_exit_1() {
+    let (queue, dlq) = queue_pair("loop-stuck").await;
+    let path = temp_manifest("loop-stuck");
+    flood(&queue, &path, "20").await;
+    let mackerel = standin().await;
+    let base = mackerel.base_url();
+    let run = cli_moto(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--dlq-url",
+        &dlq,
+        "--wait-drained",
+        "--queue-url",
+        &queue,
+        "--timeout",
+        "3",
+        "--mackerel-api-base",
+        &base,
+        "--mackerel-api-key",
+        READ_KEY,
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("queue depth: 20 visible"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("did NOT drain"), "{}", run.stdout);
+    mackerel.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_bad_manifest_exits_2_and_names_the_line() {
+    let path = temp_manifest("bad-manifest");
+    std::fs::write(
+        &path,
+        "{\"format\":\"sfn-mackerel-flood-manifest\",\"version\":1,\"load_test_id\":\"lt\",\"created_at\":0,\"queue_url\":\"q\",\"seed\":1}\nnot json\n",
+    )
+    .unwrap();
+    let run = cli(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--skip-dlq",
+        "--mackerel-api-key",
+        "k",
+    ])
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+    let missing = cli(&[
+        "verify",
+        "--manifest",
+        "/nonexistent/run.jsonl",
+        "--skip-dlq",
+        "--mackerel-api-key",
+        "k",
+    ])
+    .await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn verify_without_a_key_or_a_dlq_says_which_flag_to_pass() {
+    let (queue, _) = queue_pair("loop-flags").await;
+    let path = temp_manifest("loop-flags");
+    flood(&queue, &path, "30").await;
+    let no_key = cli(&["verify", "--manifest", path.to_str().unwrap(), "--skip-dlq"]).await;
+    assert_eq!(no_key.code, 2);
+    assert!(
+        no_key.stderr.contains("MACKEREL_API_KEY"),
+        "{}",
+        no_key.stderr
+    );
+    let no_dlq = cli(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--mackerel-api-key",
+        "k",
+    ])
+    .await;
+    assert_eq!(no_dlq.code, 2);
+    assert!(no_dlq.stderr.contains("--dlq-url"), "{}", no_dlq.stderr);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn an_unreachable_mackerel_or_a_refused_key_exits_3() {
+    let (queue, _) = queue_pair("loop-unreachable").await;
+    let path = temp_manifest("loop-unreachable");
+    flood(&queue, &path, "30").await;
+    let dead = dead_endpoint();
+    let run = cli(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--skip-dlq",
+        "--mackerel-api-base",
+        &dead,
+        "--mackerel-api-key",
+        READ_KEY,
+    ])
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("MACKEREL_API_BASE"), "{}", run.stderr);
+
+    let mackerel = standin().await;
+    let base = mackerel.base_url();
+    let refused = cli(&[
+        "verify",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--skip-dlq",
+        "--mackerel-api-base",
+        &base,
+        "--mackerel-api-key",
+        "not-a-key",
+    ])
+    .await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("refused the API key"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("not-a-key"));
+    mackerel.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(path);
+}

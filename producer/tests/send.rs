@@ -1,0 +1,187 @@
+//! `send` against moto: the body on the queue is exactly the workflow's, invalid
+//! bodies are refused unless asked for, and a missing queue or a dead endpoint
+//! exits 3 with a sentence saying what to check.
+
+mod support;
+
+use support::*;
+
+#[tokio::test]
+async fn a_value_from_flags_arrives_as_the_workflow_would_send_it() {
+    let queue = create_queue(&unique("send")).await;
+    let run = cli_moto(&[
+        "--json",
+        "send",
+        "--queue-url",
+        &queue,
+        "--service",
+        "ORG",
+        "--name",
+        "glue.job.a.failed",
+        "--value",
+        "1",
+        "--time",
+        "2026-11-29T19:43:43Z",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let messages = drain(&queue).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message_id(), report["message_id"].as_str());
+    assert_eq!(
+        messages[0].body().unwrap(),
+        r#"{"service":"ORG","time":"2026-11-29T19:43:43Z","metrics":[{"name":"glue.job.a.failed","value":1.0}]}"#
+    );
+}
+
+#[tokio::test]
+async fn a_body_from_stdin_is_sent_unchanged() {
+    let queue = create_queue(&unique("send-stdin")).await;
+    let body = r#"{"service":"ORG","name":"glue.job.b.duration","value":42}"#;
+    let moto = moto_url();
+    let run = cli_with_stdin(
+        &[
+            "--endpoint-url",
+            &moto,
+            "send",
+            "--queue-url",
+            &queue,
+            "--file",
+            "-",
+        ],
+        Some(body),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("sent message"), "{}", run.stdout);
+    assert_eq!(drain(&queue).await[0].body().unwrap(), body);
+}
+
+#[tokio::test]
+async fn an_invalid_body_is_refused_with_the_consumers_reason_and_nothing_is_sent() {
+    let queue = create_queue(&unique("send-invalid")).await;
+    let run = cli_moto(&[
+        "send",
+        "--queue-url",
+        &queue,
+        "--service",
+        "ORG",
+        "--name",
+        "a b",
+        "--value",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("invalid_metric_name"), "{}", run.stderr);
+    assert!(run.stderr.contains("--allow-invalid"), "{}", run.stderr);
+    assert!(drain(&queue).await.is_empty());
+}
+
+#[tokio::test]
+async fn allow_invalid_sends_it_anyway_to_test_the_dlq_path() {
+    let queue = create_queue(&unique("send-allow")).await;
+    let moto = moto_url();
+    let run = cli_with_stdin(
+        &[
+            "--endpoint-url",
+            &moto,
+            "send",
+            "--queue-url",
+            &queue,
+            "--file",
+            "-",
+            "--allow-invalid",
+        ],
+        Some("{\"service\": "),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("malformed_json"), "{}", run.stderr);
+    assert_eq!(drain(&queue).await[0].body().unwrap(), "{\"service\":");
+}
+
+#[tokio::test]
+async fn dry_run_validates_without_sending() {
+    let queue = create_queue(&unique("send-dry")).await;
+    let run = cli_moto(&[
+        "send",
+        "--queue-url",
+        &queue,
+        "--service",
+        "ORG",
+        "--name",
+        "a",
+        "--value",
+        "1",
+        "--dry-run",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    assert!(drain(&queue).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_queue_exits_3_and_says_to_check_the_url() {
+    let run = cli_moto(&[
+        "send",
+        "--queue-url",
+        &missing_queue(),
+        "--service",
+        "ORG",
+        "--name",
+        "a",
+        "--value",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.code, 3);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_exits_3_and_names_it() {
+    let dead = dead_endpoint();
+    let run = cli(&[
+        "--endpoint-url",
+        &dead,
+        "send",
+        "--queue-url",
+        &format!("{dead}/123456789012/q"),
+        "--service",
+        "ORG",
+        "--name",
+        "a",
+        "--value",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr
+            .contains(&format!("could not reach SQS at {dead}")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn errors_are_json_too_in_json_mode() {
+    let run = cli_moto(&[
+        "--json",
+        "send",
+        "--queue-url",
+        &missing_queue(),
+        "--service",
+        "ORG",
+        "--name",
+        "a",
+        "--value",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.code, 3);
+    assert_eq!(run.json()["exit_code"], 3);
+}
