@@ -23,6 +23,9 @@ What the patches change, and only when a workflow is executed:
    ReceiveMessage, which made a queue of thousands of messages take seconds per
    call. Only the speed changes.
 
+4. SQS calls run one at a time (see make_sqs_calls_atomic): moto's threaded
+   server could hand out a message twice or drop one under concurrent calls.
+
 All patch moto's internals, so moto is pinned (scripts/requirements.txt) and each
 patch first asserts that the code it replaces is still there: a moto upgrade fails
 here, loudly, rather than silently un-patching the tests.
@@ -224,11 +227,53 @@ def make_sqs_linear() -> None:
     sqs.unix_time_millis = unix_time_millis
 
 
+def make_sqs_calls_atomic() -> None:
+    """Patch 4: one SQS API call at a time, as real SQS behaves to its clients.
+
+    moto's server is threaded, and its SQS model is not thread-safe: two
+    concurrent ReceiveMessage calls can hand out the same message, and
+    DeleteMessage rebuilds the queue's list from a snapshot while other calls
+    move messages to the dead-letter queue in place, which can drop a message
+    altogether. The fault run (two pollers, retries, redrive policy) lost
+    messages that way. Every SQS call now runs under one lock, released only
+    while a long poll waits for messages, so long polling still lets others in.
+    """
+    import threading
+
+    from moto.core.responses import BaseResponse
+    from moto.sqs import models as sqs
+    from moto.sqs.responses import SQSResponse
+
+    if "call_action" in SQSResponse.__dict__:
+        raise MotoPatchOutdated("SQSResponse now defines its own call_action")
+    if "queue.wait_for_messages(1)" not in inspect.getsource(sqs.SQSBackend.receive_message):
+        raise MotoPatchOutdated("receive_message no longer waits with queue.wait_for_messages(1)")
+
+    sqs_lock = threading.Lock()
+    stock_call_action = BaseResponse.call_action
+    stock_wait_for_messages = sqs.Queue.wait_for_messages
+
+    def call_action(self):
+        with sqs_lock:
+            return stock_call_action(self)
+
+    def wait_for_messages(self, timeout):
+        sqs_lock.release()
+        try:
+            stock_wait_for_messages(self, timeout)
+        finally:
+            sqs_lock.acquire()
+
+    SQSResponse.call_action = call_action
+    sqs.Queue.wait_for_messages = wait_for_messages
+
+
 def apply_patches() -> None:
     require_pinned_moto()
     guard_missing_callback_endpoint()
     let_glue_job_runs_fail()
     make_sqs_linear()
+    make_sqs_calls_atomic()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,8 @@
 # The project's whole test suite, as CI runs it: formatting, lints, unit tests,
 # the tests against real servers on loopback (moto for SQS / Secrets Manager /
 # Step Functions, the Mackerel stand-in), the offline Terraform checks with the
-# example workflow executed in moto, and the demo as a smoke test. It installs
+# example workflow executed in moto, the fault run (scripts/fault-run.sh), and the
+# demo as a smoke test. It installs
 # and starts every server it needs itself.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +28,9 @@ cargo test --workspace
 say "terraform: parse, checkov, ASL validation, the example workflow run in moto and drained into the stand-in"
 cargo build --quiet --workspace --bins
 SFN_MACKEREL_BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug" bash scripts/check-terraform.sh
+
+say "the fault run: 20,000 messages through faults and SIGKILLs, then verify"
+./scripts/fault-run.sh
 
 say "the demo, as a newcomer runs it"
 demo_output="$(./scripts/demo.sh --no-wait 2>&1)" || { echo "$demo_output"; exit 1; }

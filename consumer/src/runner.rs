@@ -148,6 +148,8 @@ struct Worker<T, D> {
 struct Held {
     message: InboundMessage,
     receipt_handle: String,
+    /// SQS `ApproximateReceiveCount`, for debug logs.
+    receive_count: String,
 }
 
 impl<T: Transport, D: DeadLetters> Worker<T, D> {
@@ -266,6 +268,10 @@ impl<T: Transport, D: DeadLetters> Worker<T, D> {
                 source_queue_arn: self.queue_arn.clone(),
             },
             receipt_handle,
+            receive_count: attributes
+                .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
@@ -278,6 +284,16 @@ impl<T: Transport, D: DeadLetters> Worker<T, D> {
         let deadline = started + self.visibility.mul_f64(0.8);
         let messages: Vec<InboundMessage> = batch.iter().map(|h| h.message.clone()).collect();
         let report = self.consumer.handle(&messages, deadline).await;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (message, fate) in messages.iter().zip(&report.fates) {
+                let receive_count = batch
+                    .iter()
+                    .find(|held| held.message.id == message.id)
+                    .map(|held| held.receive_count.as_str())
+                    .unwrap_or("?");
+                tracing::debug!(message_id = %message.id, ?fate, receive_count, body = %message.body.chars().take(80).collect::<String>(), "message handled");
+            }
+        }
         let done: Vec<&Held> = batch
             .iter()
             .zip(&report.fates)

@@ -78,12 +78,12 @@ async fn receive_all(
     messages
 }
 
-#[tokio::test]
-async fn set_aside_messages_arrive_in_the_dlq_unchanged_with_their_reason() {
-    let aws = aws().await;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let dlq_url = create_queue(&sqs, &unique("results-dlq")).await;
-    let server = ScriptedMackerel::start(vec![]).await;
+/// A consumer posting to `server` and parking in the SQS queue `dlq_url`.
+async fn consumer_parking_in(
+    server: &ScriptedMackerel,
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+) -> Consumer<HttpTransport, SqsDeadLetters> {
     let settings = settings(&server.base_url(), &[]);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
     let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(
@@ -91,15 +91,20 @@ async fn set_aside_messages_arrive_in_the_dlq_unchanged_with_their_reason() {
     ))
     .await
     .unwrap();
-    let consumer = Consumer::new(
-        settings,
-        transport,
-        keys,
-        SqsDeadLetters {
-            client: sqs.clone(),
-            queue_url: dlq_url.clone(),
-        },
-    );
+    let dead_letters = SqsDeadLetters {
+        client: sqs.clone(),
+        queue_url: dlq_url.to_owned(),
+    };
+    Consumer::new(settings, transport, keys, dead_letters)
+}
+
+#[tokio::test]
+async fn set_aside_messages_arrive_in_the_dlq_unchanged_with_their_reason() {
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let dlq_url = create_queue(&sqs, &unique("results-dlq")).await;
+    let server = ScriptedMackerel::start(vec![]).await;
+    let consumer = consumer_parking_in(&server, &sqs, &dlq_url).await;
     let old = result_body("svc", "glue.job.a.failed", 1.0, now() - 2 * 86_400);
     let messages = vec![
         inbound("malformed-1", "{\"service\": "),
@@ -157,22 +162,8 @@ async fn a_missing_dlq_turns_parking_into_batch_item_failures() {
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let server = ScriptedMackerel::start(vec![]).await;
-    let settings = settings(&server.base_url(), &[]);
-    let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(
-        sfn_mackerel_consumer::api_key::ApiKey::new("k"),
-    ))
-    .await
-    .unwrap();
-    let consumer = Consumer::new(
-        settings,
-        transport,
-        keys,
-        SqsDeadLetters {
-            client: sqs,
-            queue_url: format!("{}/123456789012/{}", moto_url(), unique("no-such-queue")),
-        },
-    );
+    let missing = format!("{}/123456789012/{}", moto_url(), unique("no-such-queue"));
+    let consumer = consumer_parking_in(&server, &sqs, &missing).await;
     let messages = vec![inbound("bad", "nope")];
 
     let report = consumer

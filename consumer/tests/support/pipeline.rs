@@ -183,23 +183,18 @@ pub async fn standin(services: &[&str]) -> RunningStandIn {
 
 pub type E2eConsumer = Consumer<HttpTransport, SqsDeadLetters>;
 
+/// Settings for end-to-end runs: the test key, the DLQ, backoff in tens of milliseconds.
 pub fn settings(api_base: &str, dlq_url: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut vars: std::collections::HashMap<String, String> = [
+    let mut overrides = vec![
         ("MACKEREL_API_KEY", API_KEY),
         ("DLQ_URL", dlq_url),
-        ("MACKEREL_API_BASE", api_base),
         ("BACKOFF_BASE_MS", "20"),
         ("BACKOFF_CAP_MS", "200"),
         ("MACKEREL_TIMEOUT_MS", "2000"),
         ("DEADLINE_MARGIN_MS", "200"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        vars.insert(k.to_string(), v.to_string());
-    }
-    Settings::from_vars(&vars).unwrap()
+    ];
+    overrides.extend_from_slice(extra);
+    super::settings(api_base, &overrides)
 }
 
 pub async fn consumer(
