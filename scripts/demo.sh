@@ -42,12 +42,14 @@ export QUEUE_URL DLQ_URL
 say "the workflow sends its job results to the queue"
 "$VENV/bin/python" scripts/demo_steps.py send
 
+# One poller with a 3 s window, like the event source mapping's batching window:
+# the run's results reach Mackerel in one batch, oldest to newest within each series.
 say "the consumer drains the queue into Mackerel (key read from Secrets Manager)"
 AWS_ENDPOINT_URL="$MOTO_URL" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
 AWS_EC2_METADATA_DISABLED=true MACKEREL_API_KEY_SECRET_ID=sfn-mackerel/api-key \
 AWS_LAMBDA_LOG_FORMAT=text NO_COLOR=1 \
-  "$bin_dir/sfn-mackerel-consumer" poll --queue-url "$QUEUE_URL" --batch-size 100 \
-  --batching-window-ms 500 --exit-when-idle-secs 3 2>&1 | sed 's/^/    /'
+  "$bin_dir/sfn-mackerel-consumer" poll --queue-url "$QUEUE_URL" --batch-size 1000 \
+  --batching-window-ms 3000 --concurrency 1 --exit-when-idle-secs 3 2>&1 | sed 's/^/    /'
 
 "$VENV/bin/python" scripts/demo_steps.py report
 echo

@@ -7,10 +7,13 @@
 //!
 //! Needs moto: `source scripts/lib.sh; ensure_venv; start_moto;
 //! cargo bench -p sfn-mackerel-consumer --bench drain; stop_started`.
-//! `BENCH_MESSAGES` (default 10000), `BENCH_CONCURRENCY` (default 4, for every
-//! mode alike), `BENCH_LATENCIES_MS` (default "0,20": the stand-in's added
-//! latency per request; 0 is loopback, 20 ms is closer to a real round trip to
-//! Mackerel's API).
+//! `BENCH_MESSAGES` (default 10000), `BENCH_CONCURRENCY` (default 2, for every
+//! mode alike, as the Terraform module's maximum_concurrency), `BENCH_BATCH_SIZE`
+//! and `BENCH_WINDOW_MS` (default 1000 and 10000: the runner's batch size and
+//! batching window, like the module's event source mapping), `BENCH_LATENCIES_MS`
+//! (default "0,20,100": the stand-in's added latency per request; 0 is loopback,
+//! 20 ms a round trip to Mackerel's API, 100 ms closer to what the old design
+//! paid per value with a Lambda invocation in front of each request).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -223,8 +226,8 @@ async fn drain_with_runner(
     );
     let options = RunnerOptions {
         queue_url: queue_url.to_owned(),
-        batch_size: 1000,
-        batching_window: Duration::from_millis(500),
+        batch_size: env_number("BENCH_BATCH_SIZE", 1000),
+        batching_window: Duration::from_millis(env_number("BENCH_WINDOW_MS", 10_000) as u64),
         concurrency: workers,
         visibility_timeout: None,
         exit_when_idle: None,
@@ -285,9 +288,9 @@ async fn drain_one_request_per_value(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let total = env_number("BENCH_MESSAGES", 10_000);
-    let workers = env_number("BENCH_CONCURRENCY", 4);
+    let workers = env_number("BENCH_CONCURRENCY", 2);
     let latencies: Vec<u64> = std::env::var("BENCH_LATENCIES_MS")
-        .unwrap_or_else(|_| "0,20".into())
+        .unwrap_or_else(|_| "0,20,100".into())
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
