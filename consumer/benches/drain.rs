@@ -14,6 +14,8 @@
 //! (default "0,20,100": the stand-in's added latency per request; 0 is loopback,
 //! 20 ms a round trip to Mackerel's API, 100 ms closer to what the old design
 //! paid per value with a Lambda invocation in front of each request).
+//! `BENCH_SEND_ONLY=1` stops after filling the first queue: the bare
+//! SendMessageBatch loop that `scripts/bench/flood-vs-bare.sh` compares the CLI with.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -307,6 +309,9 @@ async fn main() {
     let bare = receive_loop(&sqs, &queue, total, workers, |_| async {}).await;
     let bare_rate = total as f64 / bare.as_secs_f64();
     println!("bare SendMessageBatch loop (8 in flight):   {send_rate:>8.0} msg/s");
+    if std::env::var_os("BENCH_SEND_ONLY").is_some() {
+        return;
+    }
     println!(
         "bare receive + delete loop:                 {bare_rate:>8.0} msg/s  ({:.2} s)",
         bare.as_secs_f64()
