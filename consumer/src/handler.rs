@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, TimeWindow};
+use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, SetAsideReason, TimeWindow};
 use tokio::time::Instant;
 
 use crate::api_key::KeyStore;
@@ -185,8 +185,7 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             if let ChunkOutcome::Permanent { reason, .. } = &outcome {
                 if matches!(
                     reason,
-                    sfn_mackerel_message::SetAsideReason::UnknownService
-                        | sfn_mackerel_message::SetAsideReason::MackerelForbidden
+                    SetAsideReason::UnknownService | SetAsideReason::MackerelForbidden
                 ) {
                     service_refusal = Some(outcome.clone());
                 }

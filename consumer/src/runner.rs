@@ -147,8 +147,13 @@ struct Worker<T, D> {
 /// A received message with what is needed to delete it.
 struct Held {
     message: InboundMessage,
-    receipt_handle: String,
-    /// SQS `ApproximateReceiveCount`, for debug logs.
+    receipt: Receipt,
+}
+
+/// How to delete a received message, and how often it was received (for debug logs).
+struct Receipt {
+    handle: String,
+    /// SQS `ApproximateReceiveCount`.
     receive_count: String,
 }
 
@@ -267,11 +272,13 @@ impl<T: Transport, D: DeadLetters> Worker<T, D> {
                     .and_then(|v| v.parse().ok()),
                 source_queue_arn: self.queue_arn.clone(),
             },
-            receipt_handle,
-            receive_count: attributes
-                .get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                .cloned()
-                .unwrap_or_default(),
+            receipt: Receipt {
+                handle: receipt_handle,
+                receive_count: attributes
+                    .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
         })
     }
 
@@ -282,41 +289,39 @@ impl<T: Transport, D: DeadLetters> Worker<T, D> {
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         // The batch must be answered before its messages become visible again.
         let deadline = started + self.visibility.mul_f64(0.8);
-        let messages: Vec<InboundMessage> = batch.iter().map(|h| h.message.clone()).collect();
+        let (messages, receipts): (Vec<InboundMessage>, Vec<Receipt>) = batch
+            .into_iter()
+            .map(|held| (held.message, held.receipt))
+            .unzip();
         let report = self.consumer.handle(&messages, deadline).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
-            for (message, fate) in messages.iter().zip(&report.fates) {
-                let receive_count = batch
-                    .iter()
-                    .find(|held| held.message.id == message.id)
-                    .map(|held| held.receive_count.as_str())
-                    .unwrap_or("?");
-                tracing::debug!(message_id = %message.id, ?fate, receive_count, body = %message.body.chars().take(80).collect::<String>(), "message handled");
+            for ((message, receipt), fate) in messages.iter().zip(&receipts).zip(&report.fates) {
+                tracing::debug!(message_id = %message.id, ?fate, receive_count = %receipt.receive_count, body = %message.body.chars().take(80).collect::<String>(), "message handled");
             }
         }
-        let done: Vec<&Held> = batch
+        let done: Vec<&Receipt> = receipts
             .iter()
             .zip(&report.fates)
             .filter(|(_, fate)| fate.is_done())
-            .map(|(held, _)| held)
+            .map(|(receipt, _)| receipt)
             .collect();
         self.tally
             .left_for_retry
-            .fetch_add((batch.len() - done.len()) as u64, Ordering::Relaxed);
+            .fetch_add((receipts.len() - done.len()) as u64, Ordering::Relaxed);
         self.delete(&done).await;
     }
 
     /// Deletes in groups of ten; a failed delete only means the message comes back
     /// (at-least-once), so it is logged and counted, not retried forever.
-    async fn delete(&self, done: &[&Held]) {
+    async fn delete(&self, done: &[&Receipt]) {
         for group in done.chunks(10) {
             let entries: Vec<DeleteMessageBatchRequestEntry> = group
                 .iter()
                 .enumerate()
-                .filter_map(|(i, held)| {
+                .filter_map(|(i, receipt)| {
                     DeleteMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .receipt_handle(&held.receipt_handle)
+                        .receipt_handle(&receipt.handle)
                         .build()
                         .ok()
                 })

@@ -6,41 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{Credentials, Region};
 use sfn_mackerel_consumer::api_key::{KeyStore, SecretsManagerKey};
 use sfn_mackerel_consumer::dlq::{attribute, SqsDeadLetters};
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::{Consumer, Fate};
 use sfn_mackerel_message::SetAsideReason;
+use support::pipeline::{aws, moto_url, unique};
 use support::*;
-
-fn moto_url() -> String {
-    std::env::var("MOTO_URL").expect(
-        "MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto server, or start one and export MOTO_URL=http://127.0.0.1:PORT",
-    )
-}
-
-async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        % 1_000_000_007
-}
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     sqs.create_queue()
