@@ -8,13 +8,15 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use mackerel_standin::{Config, RunningStandIn, StandIn};
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::dlq::SqsDeadLetters;
 use sfn_mackerel_consumer::mackerel::HttpTransport;
-use sfn_mackerel_consumer::{Consumer, InboundMessage};
+use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
+use sfn_mackerel_consumer::Consumer;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use support::*;
 
 const WRITE_KEY: &str = "write-key";
@@ -31,8 +33,8 @@ async fn standin() -> RunningStandIn {
     StandIn::start(config).await.unwrap()
 }
 
-/// Drains `queue` through the consumer: receive, handle, delete what is done.
-/// Bounded: stops after two empty receives or 60 s.
+/// Drains `queue` through the consumer's queue runner until it is idle for 2 s
+/// (at most 60 s); returns how many messages it deleted (posted or parked).
 async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
     let sqs = client().await;
     let vars = [
@@ -55,57 +57,24 @@ async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
             queue_url: dlq.to_owned(),
         },
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut handled = 0;
-    let mut empty = 0;
-    while empty < 2 && tokio::time::Instant::now() < deadline {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages().to_vec();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        let inbound: Vec<InboundMessage> = messages
-            .iter()
-            .map(|m| InboundMessage {
-                id: m.message_id().unwrap().to_owned(),
-                body: m.body().unwrap().to_owned(),
-                sent_at_ms: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
-                    .and_then(|v| v.parse().ok()),
-                source_queue_arn: None,
-            })
-            .collect();
-        let report = consumer
-            .handle(
-                &inbound,
-                tokio::time::Instant::now() + Duration::from_secs(20),
-            )
-            .await;
-        for (message, fate) in messages.iter().zip(&report.fates) {
-            if fate.is_done() {
-                sqs.delete_message()
-                    .queue_url(queue)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-                handled += 1;
-            }
-        }
-    }
-    handled
+    // The consumer's own queue runner, as the demo and a container would run it.
+    let options = RunnerOptions {
+        queue_url: queue.to_owned(),
+        batch_size: 100,
+        batching_window: Duration::from_millis(500),
+        concurrency: 1,
+        visibility_timeout: Some(Duration::from_secs(30)),
+        exit_when_idle: Some(Duration::from_secs(2)),
+    };
+    let (_stop_sender, stop) = tokio::sync::watch::channel(false);
+    let tally = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_queue(Arc::new(consumer), sqs, options, stop),
+    )
+    .await
+    .expect("the runner did not go idle within 60 s")
+    .unwrap();
+    tally.deleted.load(Ordering::Relaxed) as usize
 }
 
 fn temp_manifest(name: &str) -> std::path::PathBuf {
