@@ -17,18 +17,6 @@ trap 'stop_started; rm -f "$checkov_report" "$rendered"' EXIT INT TERM
 ASL_VALIDATOR_VERSION=4.0.0
 CHECKOV_VENV="$VENV/checkov"
 
-# Installs a pinned requirements file into a venv once; again when its pins change.
-ensure_requirements() {
-  local venv="$1" requirements="$2"
-  local stamp="$venv/.$(basename "$requirements").sha256" want
-  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
-  say "installing $(basename "$requirements") into ${venv#"$REPO_ROOT"/}"
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$stamp"
-}
-
 ensure_asl_validator() {
   local installed=""
   if [[ -f .node/node_modules/asl-validator/package.json ]]; then

@@ -9,18 +9,21 @@ STARTED_PIDS=()
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
-# Creates .venv and installs scripts/requirements.txt once; reinstalls when the pins change.
-ensure_venv() {
-  local stamp="$VENV/.requirements.sha256"
-  local want
-  want="$(sha256sum "$REPO_ROOT/scripts/requirements.txt" | cut -d' ' -f1)"
-  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  say "installing the local AWS stand-in (moto, pinned) into .venv"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REPO_ROOT/scripts/requirements.txt"
+# Installs a pinned requirements file into a venv once; again when its pins change.
+ensure_requirements() {
+  local venv="$1" requirements="$2"
+  local stamp="$venv/.$(basename "$requirements").sha256" want
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
+  say "installing $(basename "$requirements") into ${venv#"$REPO_ROOT"/}"
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
+}
+
+# The project venv with the pinned local AWS stand-in (moto).
+ensure_venv() {
+  ensure_requirements "$VENV" "$REPO_ROOT/scripts/requirements.txt"
 }
 
 # Prints a free TCP port on 127.0.0.1.
