@@ -55,6 +55,12 @@ fn base_command(standin: &str, dlq_url: &str) -> Command {
         } else {
             Stdio::null()
         });
+    // A run with a moved clock (scripts/clock-check.sh) moves the child's too.
+    for name in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     command
 }
 
