@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ use crate::error::ApiError;
 use crate::faults::FaultConfig;
 use crate::snapshot::Snapshot;
 use crate::state::{unix_now, Shared};
+use crate::validation::has_json_content_type;
 
 /// Routes under `/_standin`.
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -36,8 +38,10 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<FaultConfig> {
 /// Replaces the fault settings; fields left out take their defaults (no fault).
 async fn put_faults(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<FaultConfig>, ApiError> {
+    require_json_admin_write(&headers)?;
     let config: FaultConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("fault settings are not valid: {e}")))?;
     config
@@ -57,8 +61,24 @@ async fn dump(State(shared): State<Arc<Shared>>) -> Json<Snapshot> {
     Json(shared.snapshot(unix_now()))
 }
 
-async fn reset(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn reset(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_json_admin_write(&headers)?;
     shared.reset();
     tracing::info!("data and counters reset");
-    Json(json!({"success": true}))
+    Ok(Json(json!({"success": true})))
+}
+
+/// Refuses an admin write that a browser could send cross-site (a form post).
+fn require_json_admin_write(headers: &HeaderMap) -> Result<(), ApiError> {
+    if has_json_content_type(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "admin writes need Content-Type: application/json (so that a web page cannot send them cross-site)",
+        ))
+    }
 }

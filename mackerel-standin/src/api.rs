@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -16,7 +16,7 @@ use crate::gate::API_KEY_HEADER;
 use crate::monitors::Alert;
 use crate::state::{unix_now, Data, Shared};
 use crate::validation::{
-    is_json_content_type, parse_monitor_definition, parse_service_definition, parse_tsdb_body,
+    has_json_content_type, parse_monitor_definition, parse_service_definition, parse_tsdb_body,
 };
 
 /// Most alerts one `GET /api/v0/alerts` returns (Mackerel's documented maximum).
@@ -49,10 +49,7 @@ fn api_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if is_json_content_type(content_type) {
+    if has_json_content_type(headers) {
         Ok(())
     } else {
         Err(ApiError::bad_request(

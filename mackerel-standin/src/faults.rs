@@ -10,6 +10,8 @@ use tokio::time::Instant;
 /// Default cap on request bodies (a guess: the official fluentd plugin sends
 /// 100 KB chunks, so Mackerel accepts at least that).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 100 * 1024;
+/// Where injected redirects point by default: a loopback port nothing listens on.
+pub const DEFAULT_REDIRECT_LOCATION: &str = "http://127.0.0.1:9/api/v0/elsewhere";
 /// Largest `max_body_bytes` the stand-in accepts.
 pub const MAX_BODY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -32,6 +34,17 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Share of faulted requests held without an answer.
     pub hang_fraction: f64,
+    /// Share of faulted requests answered `302` to `redirect_location`, as a
+    /// misconfigured proxy or base URL would (nothing is stored).
+    pub redirect_fraction: f64,
+    /// Where injected redirects point.
+    pub redirect_location: String,
+    /// Share of faulted requests answered `200` with an HTML page instead of
+    /// Mackerel's `{"success": true}`, as a proxy might (nothing is stored).
+    pub not_mackerel_answer_fraction: f64,
+    /// Share of faulted requests that are stored, then have their connection cut
+    /// before any answer: the client cannot know the values were kept.
+    pub drop_after_store_fraction: f64,
     /// How long a held request is kept before it is answered 504.
     pub hang_max_seconds: u64,
     /// Requests per sliding minute per API key; beyond it, 429 without `Retry-After`.
@@ -55,6 +68,10 @@ impl Default for FaultConfig {
             retry_after_seconds: 1,
             latency_ms: 0,
             hang_fraction: 0.0,
+            redirect_fraction: 0.0,
+            redirect_location: DEFAULT_REDIRECT_LOCATION.to_owned(),
+            not_mackerel_answer_fraction: 0.0,
+            drop_after_store_fraction: 0.0,
             hang_max_seconds: 120,
             requests_per_minute_per_key: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -81,6 +98,12 @@ impl FaultConfig {
             ),
             ("retry_after_fraction", self.retry_after_fraction),
             ("hang_fraction", self.hang_fraction),
+            ("redirect_fraction", self.redirect_fraction),
+            (
+                "not_mackerel_answer_fraction",
+                self.not_mackerel_answer_fraction,
+            ),
+            ("drop_after_store_fraction", self.drop_after_store_fraction),
         ];
         if let Some((name, value)) = fractions
             .iter()
@@ -93,11 +116,19 @@ impl FaultConfig {
         let total = self.error_500_fraction
             + self.error_503_fraction
             + self.too_many_requests_fraction
-            + self.hang_fraction;
+            + self.hang_fraction
+            + self.redirect_fraction
+            + self.not_mackerel_answer_fraction
+            + self.drop_after_store_fraction;
         if total > 1.0 + 1e-9 {
             return Err(InvalidFaults(format!(
-                "error_500_fraction + error_503_fraction + too_many_requests_fraction + hang_fraction must not exceed 1, got {total}"
+                "the fractions of hang, 500, 503, 429, redirect, non-Mackerel answers and drops after store must not exceed 1 together, got {total}"
             )));
+        }
+        if axum::http::HeaderValue::from_str(&self.redirect_location).is_err() {
+            return Err(InvalidFaults(
+                "redirect_location must be a URL that fits an HTTP header".into(),
+            ));
         }
         if self.requests_per_minute_per_key == Some(0) {
             return Err(InvalidFaults(
@@ -143,10 +174,17 @@ pub enum FaultDecision {
         /// `Retry-After` header value.
         retry_after: Option<u64>,
     },
+    /// Answered 302 to `redirect_location`.
+    Redirect,
+    /// Answered 200 with a page that is not Mackerel's answer.
+    NotMackerelAnswer,
+    /// Handled (stored), then the connection is cut before the answer.
+    DropAfterStore,
 }
 
-/// Maps a uniform draw in `[0, 1)` onto consecutive bands: hang, 500, 503, 429.
-/// A second draw decides whether a 429 carries `Retry-After`.
+/// Maps a uniform draw in `[0, 1)` onto consecutive bands: hang, 500, 503, 429,
+/// redirect, non-Mackerel answer, drop after store. A second draw decides
+/// whether a 429 carries `Retry-After`.
 pub fn decide(config: &FaultConfig, draw: f64, retry_after_draw: f64) -> FaultDecision {
     let mut upper = config.hang_fraction;
     if draw < upper {
@@ -165,6 +203,22 @@ pub fn decide(config: &FaultConfig, draw: f64, retry_after_draw: f64) -> FaultDe
         let retry_after =
             (retry_after_draw < config.retry_after_fraction).then_some(config.retry_after_seconds);
         return FaultDecision::TooManyRequests { retry_after };
+    }
+    for (fraction, decision) in [
+        (config.redirect_fraction, FaultDecision::Redirect),
+        (
+            config.not_mackerel_answer_fraction,
+            FaultDecision::NotMackerelAnswer,
+        ),
+        (
+            config.drop_after_store_fraction,
+            FaultDecision::DropAfterStore,
+        ),
+    ] {
+        upper += fraction;
+        if draw < upper {
+            return decision;
+        }
     }
     FaultDecision::Pass
 }
@@ -246,6 +300,21 @@ mod tests {
             }
         );
         assert_eq!(decide(&config, 0.85, 0.1), FaultDecision::Pass);
+    }
+
+    #[test]
+    fn the_answers_a_proxy_might_give_have_bands_of_their_own() {
+        let config = FaultConfig {
+            redirect_fraction: 0.1,
+            not_mackerel_answer_fraction: 0.1,
+            drop_after_store_fraction: 0.1,
+            ..FaultConfig::default()
+        };
+        assert_eq!(decide(&config, 0.05, 0.0), FaultDecision::Redirect);
+        assert_eq!(decide(&config, 0.15, 0.0), FaultDecision::NotMackerelAnswer);
+        assert_eq!(decide(&config, 0.25, 0.0), FaultDecision::DropAfterStore);
+        assert_eq!(decide(&config, 0.35, 0.0), FaultDecision::Pass);
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -50,6 +50,21 @@ pub(crate) async fn gate(
     response
 }
 
+/// An answer whose body fails at once: the server closes the connection
+/// without a complete answer, so the client cannot tell what happened.
+fn cut_off() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+            "injected: connection cut before the answer",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_LENGTH, "16")
+        .body(Body::from_stream(failing))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 /// Order: latency, hang, injected 500/503/429, body size (413), per-key rate
 /// limit (429); then the handler applies auth (403), service (404) and body (400).
 async fn apply_faults(
@@ -61,6 +76,7 @@ async fn apply_faults(
     if faults.latency_ms > 0 && !shared.sleep_unless_shutdown(faults.latency()).await {
         return ApiError::shutting_down().into_response();
     }
+    let mut cut_off_after = false;
     match shared.draw_fault(faults) {
         FaultDecision::Pass => {}
         FaultDecision::Hang => {
@@ -102,6 +118,22 @@ async fn apply_faults(
             error.retry_after = retry_after;
             return error.into_response();
         }
+        FaultDecision::Redirect => {
+            return (
+                StatusCode::FOUND,
+                [(header::LOCATION, faults.redirect_location.clone())],
+            )
+                .into_response()
+        }
+        FaultDecision::NotMackerelAnswer => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>injected: a proxy's page, not Mackerel's answer</body></html>",
+            )
+                .into_response()
+        }
+        FaultDecision::DropAfterStore => cut_off_after = true,
     }
     let too_large = || {
         ApiError::new(
@@ -145,6 +177,15 @@ async fn apply_faults(
             }
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if cut_off_after {
+        tracing::info!(
+            status = response.status().as_u16(),
+            "request handled; cutting the connection before the answer (drop-after-store fault)"
+        );
+        return cut_off();
+    }
+    response
 }

@@ -53,6 +53,18 @@ struct Args {
     /// How long a held request is kept before it is answered 504.
     #[arg(long, default_value_t = 120)]
     hang_max_seconds: u64,
+    /// Share of tsdb posts answered 302 to --redirect-location (nothing stored).
+    #[arg(long, default_value_t = 0.0)]
+    redirect_fraction: f64,
+    /// Where injected redirects point.
+    #[arg(long, default_value = mackerel_standin::faults::DEFAULT_REDIRECT_LOCATION)]
+    redirect_location: String,
+    /// Share of tsdb posts answered 200 with an HTML page instead of Mackerel's answer (nothing stored).
+    #[arg(long, default_value_t = 0.0)]
+    not_mackerel_answer_fraction: f64,
+    /// Share of tsdb posts stored and then cut off before the answer.
+    #[arg(long, default_value_t = 0.0)]
+    drop_after_store_fraction: f64,
     /// Requests per minute per API key; beyond it, 429.
     #[arg(long)]
     requests_per_minute_per_key: Option<u32>,
@@ -80,6 +92,10 @@ impl Args {
                 latency_ms: self.latency_ms,
                 hang_fraction: self.hang_fraction,
                 hang_max_seconds: self.hang_max_seconds,
+                redirect_fraction: self.redirect_fraction,
+                redirect_location: self.redirect_location,
+                not_mackerel_answer_fraction: self.not_mackerel_answer_fraction,
+                drop_after_store_fraction: self.drop_after_store_fraction,
                 requests_per_minute_per_key: self.requests_per_minute_per_key,
                 max_body_bytes: self.max_body_bytes,
                 fault_read_api: self.fault_read_api,

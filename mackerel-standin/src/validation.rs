@@ -41,6 +41,15 @@ pub fn is_valid_service_name(name: &str) -> bool {
         && !name.starts_with(['-', '_'])
 }
 
+/// Whether a request declares `Content-Type: application/json` (parameters allowed).
+pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    is_json_content_type(
+        headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
 /// Whether a `Content-Type` header value announces JSON (parameters such as
 /// `charset` are allowed).
 pub fn is_json_content_type(value: Option<&str>) -> bool {

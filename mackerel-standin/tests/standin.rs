@@ -322,6 +322,7 @@ async fn reset_clears_data_and_counters_but_keeps_services_and_faults() {
     let reset = client
         .http
         .post(format!("{}/_standin/reset", client.base))
+        .header("content-type", "application/json")
         .send()
         .await
         .expect("answered");
@@ -398,4 +399,99 @@ async fn a_config_without_api_keys_is_refused() {
         .err()
         .expect("start refused");
     assert!(error.to_string().contains("--api-key"), "{error}");
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_can_neither_reset_nor_fault_the_standin() {
+    let (standin, client) = start().await;
+    client.post_tsdb(one_value()).await;
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let reset = client
+            .http
+            .post(format!("{}/_standin/reset", client.base))
+            .header("content-type", content_type)
+            .body("a=b")
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(reset.status(), 415, "{content_type}");
+        let faults = client
+            .http
+            .put(format!("{}/_standin/faults", client.base))
+            .header("content-type", content_type)
+            .body(r#"{"error_500_fraction": 1.0}"#)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(faults.status(), 415, "{content_type}");
+    }
+    assert_eq!(standin.dump().points(SERVICE, "job.etl.failed").len(), 1);
+    assert_eq!(standin.faults().error_500_fraction, 0.0);
+    standin.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_redirect_fault_points_elsewhere_and_stores_nothing() {
+    let (standin, client) = start_with(faulted(FaultConfig {
+        redirect_fraction: 1.0,
+        redirect_location: "http://127.0.0.1:9/elsewhere".into(),
+        ..FaultConfig::default()
+    }))
+    .await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = no_redirects
+        .post(format!("{}/api/v0/services/{SERVICE}/tsdb", client.base))
+        .header("x-api-key", KEY)
+        .json(&one_value())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 302);
+    assert_eq!(answer.headers()["location"], "http://127.0.0.1:9/elsewhere");
+    assert!(standin.dump().points(SERVICE, "job.etl.failed").is_empty());
+    standin.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_proxy_page_fault_answers_200_without_mackerels_answer_and_stores_nothing() {
+    let (standin, client) = start_with(faulted(FaultConfig {
+        not_mackerel_answer_fraction: 1.0,
+        ..FaultConfig::default()
+    }))
+    .await;
+    let answer = client.post_tsdb(one_value()).await;
+    assert_eq!(answer.status(), 200);
+    assert!(!answer.text().await.unwrap().contains("success"));
+    assert!(standin.dump().points(SERVICE, "job.etl.failed").is_empty());
+    standin.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_drop_after_store_fault_keeps_the_values_but_gives_no_answer() {
+    let (standin, client) = start_with(faulted(FaultConfig {
+        drop_after_store_fraction: 1.0,
+        ..FaultConfig::default()
+    }))
+    .await;
+    let answer = client
+        .http
+        .post(format!("{}/api/v0/services/{SERVICE}/tsdb", client.base))
+        .header("x-api-key", KEY)
+        .json(&one_value())
+        .send()
+        .await;
+    let complete = match answer {
+        Ok(response) => response.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!complete, "the answer must not arrive whole");
+    assert_eq!(standin.dump().points(SERVICE, "job.etl.failed").len(), 1);
+    standin.shutdown().await.expect("clean shutdown");
 }
