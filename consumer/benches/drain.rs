@@ -218,7 +218,7 @@ async fn drain_with_runner(
     let consumer = Consumer::new(
         settings,
         HttpTransport::new(&standin.base_url()).expect("client"),
-        KeyStore::load(FixedKey(ApiKey::new(API_KEY)))
+        KeyStore::load(FixedKey(ApiKey::new(API_KEY).unwrap()))
             .await
             .expect("key"),
         SqsDeadLetters {

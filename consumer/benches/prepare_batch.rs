@@ -139,8 +139,9 @@ fn main() {
             timed(|| {
                 let messages = inbound_messages(parse_event(&json));
                 let prepared = prepare(&messages, NOW, &settings);
-                bodies = prepared.requests.iter().map(|(_, c)| c.len()).sum();
-                black_box(prepared);
+                let plans = prepared.plan(&settings);
+                bodies = plans.iter().map(|plan| plan.chunks.len()).sum();
+                black_box(plans);
             })
         };
         let (f, w) = if run % 2 == 0 {
@@ -178,7 +179,7 @@ fn main() {
             timed(|| {
                 for message in &messages {
                     let context = DecodeContext {
-                        sent_at: message.sent_at_seconds(),
+                        sent_at: message.sent_at_ms.map(|ms| ms.div_euclid(1000)),
                         window,
                     };
                     let _ = black_box(decode(black_box(&message.body), &context));
@@ -188,7 +189,8 @@ fn main() {
         );
         prepare_only.push(
             timed(|| {
-                black_box(prepare(black_box(&messages), NOW, &settings));
+                let prepared = prepare(black_box(&messages), NOW, &settings);
+                black_box(prepared.plan(&settings));
             })
             .as_secs_f64(),
         );

@@ -5,20 +5,42 @@
 use std::fmt;
 use std::sync::Arc;
 
+use reqwest::header::HeaderValue;
 use tokio::sync::{Mutex, RwLock};
 
-/// A Mackerel API key. `Debug` and `Display` never print it.
+/// A Mackerel API key, checked to be sendable as an HTTP header value. `Debug`
+/// never prints it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(Arc<str>);
+pub struct ApiKey {
+    text: Arc<str>,
+    header: HeaderValue,
+}
 
 impl ApiKey {
-    pub fn new(key: &str) -> Self {
-        Self(Arc::from(key.trim()))
+    /// Checks and keeps a key (surrounding whitespace removed). A key with a
+    /// control character inside (a newline pasted with it, say) cannot go in a
+    /// header: refused here, once, instead of failing every request later.
+    pub fn new(key: &str) -> Result<Self, KeyError> {
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(KeyError::EmptySecret);
+        }
+        let mut header = HeaderValue::from_str(key).map_err(|_| KeyError::NotAHeaderValue)?;
+        header.set_sensitive(true);
+        Ok(Self {
+            text: Arc::from(key),
+            header,
+        })
     }
 
-    /// The key itself, only for the request header.
+    /// The key itself, only for comparisons in tests and fakes.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The `X-Api-Key` header value, marked sensitive so that no log shows it.
+    pub fn header_value(&self) -> HeaderValue {
+        self.header.clone()
     }
 }
 
@@ -44,10 +66,7 @@ pub fn key_from_secret_string(secret: &str) -> Result<ApiKey, KeyError> {
     } else {
         trimmed.to_owned()
     };
-    if key.is_empty() {
-        return Err(KeyError::EmptySecret);
-    }
-    Ok(ApiKey::new(&key))
+    ApiKey::new(&key)
 }
 
 /// Why the key could not be had. Never carries the secret's content.
@@ -55,8 +74,10 @@ pub fn key_from_secret_string(secret: &str) -> Result<ApiKey, KeyError> {
 pub enum KeyError {
     #[error("the secret is JSON but has no string field MACKEREL_API_KEY: store the bare key, or {{\"MACKEREL_API_KEY\": \"<key>\"}}")]
     UnreadableSecret,
-    #[error("the secret is empty: put the key in it with `aws secretsmanager put-secret-value`")]
+    #[error("the key is empty: put the key in the secret with `aws secretsmanager put-secret-value` (or set MACKEREL_API_KEY for local runs)")]
     EmptySecret,
+    #[error("the key contains a character that cannot be sent in an HTTP header (a newline or another control character, often pasted with it): store the key alone, on one line")]
+    NotAHeaderValue,
     #[error("the secret has no string value (binary secrets are not supported): store the key as a string")]
     NotAString,
     #[error("could not read secret {secret_id:?} from Secrets Manager: {cause}. Check that it exists and that the function's role may call secretsmanager:GetSecretValue on it")]
@@ -191,6 +212,22 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_key() {
-        assert_eq!(format!("{:?}", ApiKey::new("abc")), "ApiKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", ApiKey::new("abc").unwrap()),
+            "ApiKey(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_header_is_refused_when_it_is_read() {
+        assert!(matches!(
+            key_from_secret_string("abc\ndef"),
+            Err(KeyError::NotAHeaderValue)
+        ));
+        assert!(matches!(
+            ApiKey::new("abc\u{7f}def"),
+            Err(KeyError::NotAHeaderValue)
+        ));
+        assert!(!KeyError::NotAHeaderValue.to_string().contains("abc"));
     }
 }

@@ -62,6 +62,8 @@ pub enum ConfigError {
     NoApiKey,
     #[error("both MACKEREL_API_KEY_SECRET_ID and MACKEREL_API_KEY are set: keep only one (the secret in AWS, the direct key locally)")]
     TwoApiKeys,
+    #[error("MACKEREL_API_KEY cannot be used: {0}")]
+    UnusableKey(String),
     #[error("DLQ_URL is not set: set it to the URL of the dead-letter queue where set-aside messages go")]
     NoDlqUrl,
     #[error("{name}={value:?} is not valid: {expected}")]
@@ -89,7 +91,10 @@ impl Settings {
         let key_source = match (get("MACKEREL_API_KEY_SECRET_ID"), get("MACKEREL_API_KEY")) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoApiKeys),
             (Some(secret), None) => KeySource::Secret(secret.to_owned()),
-            (None, Some(key)) => KeySource::Direct(crate::api_key::ApiKey::new(key)),
+            (None, Some(key)) => KeySource::Direct(
+                crate::api_key::ApiKey::new(key)
+                    .map_err(|why| ConfigError::UnusableKey(why.to_string()))?,
+            ),
             (None, None) => return Err(ConfigError::NoApiKey),
         };
         let api_base = get("MACKEREL_API_BASE")
@@ -294,6 +299,18 @@ mod tests {
                 prefix: "sfn_mackerel".into()
             })
         );
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_header_stops_the_cold_start_without_echoing_it() {
+        let error = Settings::from_vars(&vars(&[
+            ("MACKEREL_API_KEY", "secret\nkey"),
+            ("DLQ_URL", "u"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(error, ConfigError::UnusableKey(_)));
+        assert!(error.to_string().contains("MACKEREL_API_KEY"), "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
 
     #[test]

@@ -44,10 +44,43 @@ pub enum ChunkOutcome {
         reason: SetAsideReason,
         detail: String,
     },
+    /// Mackerel refused the values themselves (400, 413, 422): a request without
+    /// the refused ones can succeed, so the caller splits the request; messages
+    /// whose values cannot be split further go to the DLQ as `mackerel_rejected`.
+    RefusedContent {
+        detail: String,
+    },
     /// Still failing when tries or time ran out: the messages go back to the queue.
     GaveUp {
         detail: String,
     },
+}
+
+impl ChunkOutcome {
+    /// Whether the refusal holds for every request of the service, so the rest
+    /// is not even tried: an unknown service, a refused key, a redirect.
+    pub fn holds_for_the_service(&self) -> bool {
+        matches!(
+            self,
+            ChunkOutcome::Permanent {
+                reason: SetAsideReason::UnknownService
+                    | SetAsideReason::MackerelForbidden
+                    | SetAsideReason::MackerelRedirected,
+                ..
+            }
+        )
+    }
+
+    /// The reason its messages go to the DLQ with, if they do.
+    pub fn parking_reason(&self) -> Option<(SetAsideReason, &str)> {
+        match self {
+            ChunkOutcome::Permanent { reason, detail } => Some((*reason, detail)),
+            ChunkOutcome::RefusedContent { detail } => {
+                Some((SetAsideReason::MackerelRejected, detail))
+            }
+            ChunkOutcome::Delivered | ChunkOutcome::GaveUp { .. } => None,
+        }
+    }
 }
 
 /// What the tries cost.
@@ -75,9 +108,9 @@ pub async fn deliver(
     let mut key = keys.current().await;
     let mut refreshed = false;
     let mut last_problem = String::from("no try was made");
-    loop {
-        let now = Instant::now();
-        let remaining = policy.give_up_at.saturating_duration_since(now);
+    // Bounded: every turn makes one request, and the try budget ends the loop.
+    for _ in 0..policy.max_attempts.saturating_add(1) {
+        let remaining = policy.give_up_at.saturating_duration_since(Instant::now());
         if remaining < MIN_REQUEST_TIME {
             return (
                 ChunkOutcome::GaveUp {
@@ -98,10 +131,29 @@ pub async fn deliver(
         last_problem = describe(&result);
         let wait = match classify(&result) {
             Verdict::Delivered => return (ChunkOutcome::Delivered, count),
+            Verdict::Permanent(SetAsideReason::MackerelRedirected) => {
+                return (
+                    ChunkOutcome::Permanent {
+                        reason: SetAsideReason::MackerelRedirected,
+                        detail: format!(
+                            "the Mackerel API base answered with a redirect ({last_problem}); redirects are never followed, because the API key would go to that host: set MACKEREL_API_BASE to the API's own address (https://api.mackerelio.com or your organisation's endpoint), then redrive"
+                        ),
+                    },
+                    count,
+                )
+            }
             Verdict::Permanent(reason) => {
                 return (
                     ChunkOutcome::Permanent {
                         reason,
+                        detail: format!("Mackerel refused the values for service {service:?}: {last_problem}"),
+                    },
+                    count,
+                )
+            }
+            Verdict::RefusedContent => {
+                return (
+                    ChunkOutcome::RefusedContent {
                         detail: format!("Mackerel refused the values for service {service:?}: {last_problem}"),
                     },
                     count,
@@ -138,16 +190,17 @@ pub async fn deliver(
                     policy.backoff_cap,
                     (policy.jitter)(),
                 );
-                // The server's own estimate beats our guess.
+                // The server's own estimate beats our guess, but never past the time left.
                 not_before.unwrap_or(jittered)
             }
         };
-        if Instant::now() + wait + MIN_REQUEST_TIME > policy.give_up_at {
+        let left = policy.give_up_at.saturating_duration_since(Instant::now());
+        if wait.saturating_add(MIN_REQUEST_TIME) > left {
             return (
                 ChunkOutcome::GaveUp {
                     detail: format!(
-                        "no time left to wait {} ms before the invocation's deadline; last problem: {last_problem}",
-                        wait.as_millis()
+                        "no time left to wait {} before the invocation's deadline; last problem: {last_problem}",
+                        wait_text(wait)
                     ),
                 },
                 count,
@@ -155,16 +208,41 @@ pub async fn deliver(
         }
         tokio::time::sleep(wait).await;
     }
+    (
+        ChunkOutcome::GaveUp {
+            detail: format!(
+                "{} tries failed; last problem: {last_problem}",
+                count.requests
+            ),
+        },
+        count,
+    )
+}
+
+/// A wait as text; a server may ask for an absurd one.
+fn wait_text(wait: Duration) -> String {
+    if wait.as_secs() >= 3600 {
+        format!("{} s (as the server asked)", wait.as_secs())
+    } else {
+        format!("{} ms", wait.as_millis())
+    }
 }
 
 fn describe(result: &AttemptResult) -> String {
     match result {
-        AttemptResult::Answered {
-            status, message, ..
-        } if message.is_empty() => format!("HTTP {status}"),
-        AttemptResult::Answered {
-            status, message, ..
-        } => format!("HTTP {status}: {message}"),
+        AttemptResult::Answered(answer) => {
+            let mut text = format!("HTTP {}", answer.status);
+            if let Some(location) = &answer.location {
+                text.push_str(&format!(" to {location}"));
+            }
+            if (200..300).contains(&answer.status) && !answer.mackerel_success {
+                text.push_str(" without Mackerel's success answer (a proxy's page?)");
+            }
+            if !answer.message.is_empty() {
+                text.push_str(&format!(": {}", answer.message));
+            }
+            text
+        }
         AttemptResult::TimedOut => "no answer within the request timeout".to_owned(),
         AttemptResult::Unreachable(why) => format!("could not reach Mackerel: {why}"),
     }

@@ -1,11 +1,13 @@
 //! Setting messages aside in the dead-letter queue ourselves, with the reason
 //! attached, instead of letting them fail until the redrive policy moves them
-//! there without one. The body goes unchanged, so a redrive replays it as sent.
+//! there without one. The body goes unchanged, so a redrive replays it as sent,
+//! and the time it was first sent goes with it, so a redrive cannot restamp it.
 
 use std::future::Future;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use sfn_mackerel_message::SetAsideReason;
+use sfn_mackerel_sqs::batch::{send_messages, CallLimits, EntryResult, Outgoing};
+use tokio::time::Instant;
 
 use crate::inbound::InboundMessage;
 
@@ -22,11 +24,13 @@ pub struct ParkRequest<'a> {
 
 /// Where set-aside messages go.
 pub trait DeadLetters: Send + Sync {
-    /// Parks each request; the result at each position says whether that one was parked.
+    /// Parks each request, giving up on what is not parked by `until`; the
+    /// result at each position says whether that one was parked.
     fn park(
         &self,
         requests: &[ParkRequest<'_>],
-    ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+        until: Instant,
+    ) -> impl Future<Output = Vec<EntryResult>> + Send;
 }
 
 /// The SQS dead-letter queue.
@@ -35,173 +39,109 @@ pub struct SqsDeadLetters {
     pub queue_url: String,
 }
 
-/// SendMessageBatch takes at most 10 entries...
-const MAX_ENTRIES: usize = 10;
-/// ...and at most 256 KiB in all (kept a little under for attribute overhead).
-const MAX_BATCH_BYTES: usize = 250 * 1024;
 /// Long details are cut: they are for reading, and every byte counts against the message size.
 const MAX_DETAIL_CHARS: usize = 1_000;
+/// SendMessageBatch calls in flight at once while parking.
+const PARK_CONCURRENCY: usize = 4;
 
 impl DeadLetters for SqsDeadLetters {
-    async fn park(&self, requests: &[ParkRequest<'_>]) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = vec![Err("not sent".to_owned()); requests.len()];
-        for group in size_bounded_groups(requests) {
-            let entries: Vec<SendMessageBatchRequestEntry> = group
-                .iter()
-                .map(|&index| entry(index, &requests[index]))
-                .collect();
-            let sent = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match sent {
-                Ok(output) => {
-                    for ok in output.successful() {
-                        if let Some(slot) = ok
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| results.get_mut(i))
-                        {
-                            *slot = Ok(());
-                        }
-                    }
-                    for failed in output.failed() {
-                        if let Some(slot) = failed
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| results.get_mut(i))
-                        {
-                            *slot = Err(format!(
-                                "the DLQ refused it: {} {}",
-                                failed.code(),
-                                failed.message().unwrap_or_default()
-                            ));
-                        }
-                    }
-                }
-                Err(error) => {
-                    let why = format!(
-                        "sending to the DLQ {} failed: {}",
-                        self.queue_url,
-                        aws_sdk_sqs::error::DisplayErrorContext(&error)
-                    );
-                    for &index in &group {
-                        results[index] = Err(why.clone());
-                    }
-                }
-            }
-        }
-        results
+    async fn park(&self, requests: &[ParkRequest<'_>], until: Instant) -> Vec<EntryResult> {
+        let messages: Vec<Outgoing> = requests.iter().map(dead_letter).collect();
+        let limits = CallLimits {
+            concurrency: PARK_CONCURRENCY,
+            until: Some(until),
+        };
+        send_messages(&self.client, &self.queue_url, &messages, limits)
+            .await
+            .into_iter()
+            .map(|result| result.map_err(|why| format!("DLQ {}: {why}", self.queue_url)))
+            .collect()
     }
 }
 
-/// Splits request positions into SendMessageBatch calls within the entry and byte limits.
-fn size_bounded_groups(requests: &[ParkRequest<'_>]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut bytes = 0;
-    for (index, request) in requests.iter().enumerate() {
-        let size =
-            request.message.body.len() + request.detail.len().min(MAX_DETAIL_CHARS * 4) + 512;
-        if !current.is_empty() && (current.len() == MAX_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
-            groups.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        current.push(index);
-        bytes += size;
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
-fn entry(index: usize, request: &ParkRequest<'_>) -> SendMessageBatchRequestEntry {
+/// The DLQ copy of a message: its body unchanged, and why it is there.
+pub fn dead_letter(request: &ParkRequest<'_>) -> Outgoing {
     let message = request.message;
-    let mut attributes = vec![
-        (attribute::REASON, request.reason.code().to_owned()),
-        (
+    let mut outgoing = Outgoing::new(message.body.clone())
+        .with_text(attribute::REASON, request.reason.code())
+        .with_text(
             attribute::REASON_DETAIL,
-            request.detail.chars().take(MAX_DETAIL_CHARS).collect(),
-        ),
-        (attribute::SOURCE_MESSAGE_ID, message.id.clone()),
-    ];
-    if let Some(sent) = message.sent_at_ms {
-        attributes.push((attribute::SOURCE_SENT_TIMESTAMP, sent.to_string()));
+            request
+                .detail
+                .chars()
+                .take(MAX_DETAIL_CHARS)
+                .collect::<String>(),
+        )
+        .with_text(attribute::SOURCE_MESSAGE_ID, message.id.clone());
+    if let Some(sent) = message.first_sent_ms_for_parking() {
+        outgoing = outgoing.with_text(attribute::SOURCE_SENT_TIMESTAMP, sent.to_string());
     }
     if let Some(arn) = &message.source_queue_arn {
-        attributes.push((attribute::SOURCE_QUEUE_ARN, arn.clone()));
+        outgoing = outgoing.with_text(attribute::SOURCE_QUEUE_ARN, arn.clone());
     }
-    let mut builder = SendMessageBatchRequestEntry::builder()
-        .id(index.to_string())
-        // SQS refuses an empty body; an empty one was malformed anyway and a space keeps it so.
-        .message_body(if message.body.is_empty() {
-            " "
-        } else {
-            &message.body
-        });
-    for (name, value) in attributes {
-        if value.is_empty() {
-            continue;
-        }
-        let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .expect("data_type is set");
-        builder = builder.message_attributes(name, attribute);
-    }
-    builder.build().expect("id and body are set")
+    outgoing
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn message(body_len: usize) -> InboundMessage {
+    fn message(first_sent: Option<&str>) -> InboundMessage {
         InboundMessage {
-            id: "m".into(),
-            body: "x".repeat(body_len),
-            sent_at_ms: None,
-            source_queue_arn: None,
+            id: "m-1".into(),
+            body: "not json".into(),
+            sent_at_ms: Some(1_795_981_423_000),
+            first_sent_attribute: first_sent.map(str::to_owned),
+            source_queue_arn: Some("arn:aws:sqs:us-east-1:123456789012:results".into()),
         }
     }
 
-    #[test]
-    fn at_most_ten_entries_per_call() {
-        let messages: Vec<InboundMessage> = (0..23).map(|_| message(10)).collect();
-        let requests: Vec<ParkRequest> = messages
-            .iter()
-            .map(|m| ParkRequest {
-                message: m,
-                reason: SetAsideReason::MalformedJson,
-                detail: "d",
-            })
-            .collect();
-        let sizes: Vec<usize> = size_bounded_groups(&requests)
-            .iter()
-            .map(Vec::len)
-            .collect();
-        assert_eq!(sizes, vec![10, 10, 3]);
+    fn text(outgoing: &Outgoing, name: &str) -> Option<String> {
+        outgoing
+            .attributes
+            .get(name)
+            .and_then(|v| v.string_value())
+            .map(str::to_owned)
     }
 
     #[test]
-    fn large_bodies_split_calls_by_size() {
-        let messages: Vec<InboundMessage> = (0..4).map(|_| message(100 * 1024)).collect();
-        let requests: Vec<ParkRequest> = messages
-            .iter()
-            .map(|m| ParkRequest {
-                message: m,
-                reason: SetAsideReason::TooOld,
-                detail: "d",
-            })
-            .collect();
-        let groups = size_bounded_groups(&requests);
-        assert_eq!(groups, vec![vec![0, 1], vec![2, 3]]);
+    fn the_dlq_copy_carries_the_body_unchanged_and_the_reason() {
+        let message = message(None);
+        let copy = dead_letter(&ParkRequest {
+            message: &message,
+            reason: SetAsideReason::MalformedJson,
+            detail: &"d".repeat(5_000),
+        });
+        assert_eq!(copy.body, "not json");
+        assert_eq!(
+            text(&copy, attribute::REASON).as_deref(),
+            Some("malformed_json")
+        );
+        assert_eq!(
+            text(&copy, attribute::REASON_DETAIL).map(|d| d.len()),
+            Some(1_000)
+        );
+        assert_eq!(
+            text(&copy, attribute::SOURCE_MESSAGE_ID).as_deref(),
+            Some("m-1")
+        );
+        assert_eq!(
+            text(&copy, attribute::SOURCE_SENT_TIMESTAMP).as_deref(),
+            Some("1795981423000")
+        );
+    }
+
+    #[test]
+    fn a_message_parked_again_keeps_the_time_it_was_first_sent() {
+        let message = message(Some("1795970000000"));
+        let copy = dead_letter(&ParkRequest {
+            message: &message,
+            reason: SetAsideReason::UnknownService,
+            detail: "404",
+        });
+        assert_eq!(
+            text(&copy, attribute::SOURCE_SENT_TIMESTAMP).as_deref(),
+            Some("1795970000000")
+        );
     }
 }

@@ -1,9 +1,10 @@
-//! One batch, start to end: decode every message on its own, group and chunk
-//! the values, post them per service in parallel, park what cannot be posted,
-//! and say which messages must come back. Shared by the Lambda function and the
-//! local queue runner.
+//! One batch, start to end: decode every message on its own, group and pack the
+//! values, post them per service in parallel while the messages decoding
+//! rejected are parked, park what Mackerel refused, and say which messages must
+//! come back. Everything is bounded by the batch's deadline: a message that is
+//! neither posted nor parked by then comes back. Shared by the Lambda function
+//! and the local queue runner.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,14 +13,16 @@ use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, SetAsideRe
 use tokio::time::Instant;
 
 use crate::api_key::KeyStore;
-use crate::chunking::{chunk, Chunk};
+use crate::chunking::{fits_alone, pack, Chunk};
 use crate::config::Settings;
-use crate::delivery::{deliver, ChunkOutcome, RetryPolicy, Transport, TryCount};
+use crate::delivery::{deliver, ChunkOutcome, RetryPolicy, Transport};
 use crate::dlq::{DeadLetters, ParkRequest};
-use crate::grouping::group;
+use crate::grouping::{group, Point, ServicePoints};
 use crate::inbound::InboundMessage;
 use crate::outcome::{dispositions, Disposition, Fate};
-use crate::pipeline_metrics::pipeline_figures_body;
+use crate::pipeline_metrics::{pipeline_figures_body, MinuteFigures};
+use crate::posting::{post_service, ServiceDelivery};
+pub use crate::summary::BatchSummary;
 
 /// The consumer with everything it holds across invocations.
 pub struct Consumer<T, D> {
@@ -28,6 +31,9 @@ pub struct Consumer<T, D> {
     pub keys: KeyStore,
     pub dead_letters: D,
     invocations: AtomicU64,
+    /// The pipeline's figures of the current minute; posting holds the lock, so
+    /// this process's posts of one minute arrive in the order they were summed.
+    figures: tokio::sync::Mutex<MinuteFigures>,
 }
 
 /// What happened to a batch: one fate per message, in input order, and the figures.
@@ -49,31 +55,6 @@ impl BatchReport {
     }
 }
 
-/// How one request body ended, with the messages it carried.
-struct SentChunk {
-    sources: Vec<usize>,
-    outcome: ChunkOutcome,
-    values: usize,
-    count: TryCount,
-}
-
-/// The figures logged once per batch (and optionally posted to Mackerel).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BatchSummary {
-    pub received: usize,
-    pub valid: usize,
-    pub set_aside_by_reason: BTreeMap<&'static str, usize>,
-    pub values: usize,
-    pub values_posted: usize,
-    pub requests: u32,
-    pub retries: u32,
-    pub posted_messages: usize,
-    pub parked_messages: usize,
-    pub failed_messages: usize,
-    /// How old the oldest valid value was when the batch arrived.
-    pub oldest_value_age_seconds: Option<i64>,
-}
-
 impl<T: Transport, D: DeadLetters> Consumer<T, D> {
     pub fn new(settings: Settings, transport: T, keys: KeyStore, dead_letters: D) -> Self {
         Self {
@@ -82,6 +63,7 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             keys,
             dead_letters,
             invocations: AtomicU64::new(0),
+            figures: tokio::sync::Mutex::new(MinuteFigures::default()),
         }
     }
 
@@ -104,8 +86,8 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
     ) -> BatchReport {
         let generation = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
         let prepared = prepare(messages, now, &self.settings);
-        let mut summary = prepared.summary;
-
+        let plans = prepared.plan(&self.settings);
+        let mut summary = prepared.summary.clone();
         let policy = RetryPolicy {
             max_attempts: self.settings.max_attempts,
             request_timeout: self.settings.request_timeout,
@@ -114,116 +96,50 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             give_up_at: give_up_at(deadline, self.settings.deadline_margin),
             jitter: rand::random::<f64>,
         };
-        let delivered: Vec<Vec<SentChunk>> = futures::stream::iter(prepared.requests)
-            .map(|(service, chunks)| self.deliver_service(service, chunks, generation, policy))
+        let park_by = park_by(deadline, self.settings.deadline_margin);
+
+        // What decoding rejected is parked while the posts run.
+        let rejected: Vec<(usize, &Rejection)> =
+            prepared.rejected.iter().map(|(p, r)| (*p, r)).collect();
+        // The futures are made before the stream, so that no closure over the
+        // plans' lifetimes ends up in this future's type (it must stay Send).
+        let posts: Vec<_> = plans
+            .into_iter()
+            .map(|plan| self.post_plan(plan, generation, &policy))
+            .collect();
+        let posting = futures::stream::iter(posts)
             .buffer_unordered(self.settings.service_concurrency)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        let (early_parking, delivered) =
+            tokio::join!(self.park(messages, &rejected, park_by), posting);
 
         let mut requests: Vec<(Vec<usize>, ChunkOutcome)> = Vec::new();
-        for sent in delivered.into_iter().flatten() {
-            summary.requests += sent.count.requests;
-            summary.retries += sent.count.retries;
-            if sent.outcome == ChunkOutcome::Delivered {
-                summary.values_posted += sent.values;
-            }
-            requests.push((sent.sources, sent.outcome));
-        }
-
-        let fates = self
-            .settle(
-                messages,
-                dispositions(messages.len(), prepared.rejected, &requests),
-            )
-            .await;
-        for fate in &fates {
-            match fate {
-                Fate::Posted => summary.posted_messages += 1,
-                Fate::Parked(reason) => {
-                    summary.parked_messages += 1;
-                    *summary
-                        .set_aside_by_reason
-                        .entry(reason.code())
-                        .or_default() += 1;
+        for service in delivered {
+            summary.requests += service.count.requests;
+            summary.retries += service.count.retries;
+            for sent in service.chunks {
+                if sent.outcome == ChunkOutcome::Delivered {
+                    summary.values_posted += sent.values;
                 }
-                Fate::Failed => summary.failed_messages += 1,
+                requests.push((sent.sources, sent.outcome));
             }
         }
-        self.post_pipeline_figures(&summary, now, generation, policy)
-            .await;
-        log_summary(&summary);
-        BatchReport { fates, summary }
-    }
 
-    /// Posts one service's chunks in order. A refusal that holds for the whole
-    /// service (unknown service, refused key) is applied to the remaining chunks
-    /// without asking again.
-    async fn deliver_service(
-        &self,
-        service: String,
-        chunks: Vec<Chunk>,
-        generation: u64,
-        policy: RetryPolicy,
-    ) -> Vec<SentChunk> {
-        let mut results = Vec::with_capacity(chunks.len());
-        let mut service_refusal: Option<ChunkOutcome> = None;
-        for chunk in chunks {
-            let (outcome, count) = match &service_refusal {
-                Some(refusal) => (refusal.clone(), TryCount::default()),
-                None => {
-                    deliver(
-                        &self.transport,
-                        &self.keys,
-                        generation,
-                        &service,
-                        &chunk.body,
-                        &policy,
-                    )
-                    .await
-                }
-            };
-            if let ChunkOutcome::Permanent { reason, .. } = &outcome {
-                if matches!(
-                    reason,
-                    SetAsideReason::UnknownService | SetAsideReason::MackerelForbidden
-                ) {
-                    service_refusal = Some(outcome.clone());
-                }
-            }
-            results.push(SentChunk {
-                sources: chunk.sources,
-                outcome,
-                values: chunk.values,
-                count,
-            });
+        let plan = dispositions(messages.len(), prepared.rejected.clone(), &requests);
+        let mut parked_early = vec![false; messages.len()];
+        for (position, _) in &early_parking {
+            parked_early[*position] = true;
         }
-        results
-    }
-
-    /// Parks what must be parked; a message that could not be parked fails instead,
-    /// so nothing is deleted that is neither posted nor parked.
-    async fn settle(&self, messages: &[InboundMessage], plan: Vec<Disposition>) -> Vec<Fate> {
-        let to_park: Vec<(usize, &Rejection)> = plan
+        let refused: Vec<(usize, &Rejection)> = plan
             .iter()
             .enumerate()
+            .filter(|(position, _)| !parked_early[*position])
             .filter_map(|(position, d)| match d {
                 Disposition::Park(rejection) => Some((position, rejection)),
                 _ => None,
             })
             .collect();
-        let requests: Vec<ParkRequest> = to_park
-            .iter()
-            .map(|(position, rejection)| ParkRequest {
-                message: &messages[*position],
-                reason: rejection.reason,
-                detail: &rejection.detail,
-            })
-            .collect();
-        let parked = if requests.is_empty() {
-            Vec::new()
-        } else {
-            self.dead_letters.park(&requests).await
-        };
+        let late_parking = self.park(messages, &refused, park_by).await;
 
         let mut fates: Vec<Fate> = plan
             .iter()
@@ -233,46 +149,105 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
                 Disposition::Park(rejection) => Fate::Parked(rejection.reason),
             })
             .collect();
-        for ((position, rejection), result) in to_park.iter().zip(parked) {
-            let id = &messages[*position].id;
-            match result {
-                Ok(()) => tracing::warn!(
-                    message_id = %id,
-                    reason = rejection.reason.code(),
-                    detail = %rejection.detail,
-                    "message set aside in the DLQ"
-                ),
-                Err(why) => {
-                    tracing::error!(
+        for (position, parked) in early_parking.into_iter().chain(late_parking) {
+            if !parked {
+                fates[position] = Fate::Failed;
+            }
+        }
+        summary.count_fates(&fates);
+        self.post_pipeline_figures(&summary, now, generation, &policy, deadline)
+            .await;
+        summary.log();
+        BatchReport { fates, summary }
+    }
+
+    /// Posts one service's planned requests.
+    async fn post_plan(
+        &self,
+        plan: ServicePlan<'_>,
+        generation: u64,
+        policy: &RetryPolicy,
+    ) -> ServiceDelivery {
+        post_service(
+            &self.transport,
+            &self.keys,
+            generation,
+            &plan.points,
+            plan.chunks,
+            policy,
+        )
+        .await
+    }
+
+    /// Parks `to_park` by `until`; says for each position whether it was parked.
+    /// A message that could not be parked comes back instead, so nothing is
+    /// deleted that is neither posted nor parked.
+    async fn park(
+        &self,
+        messages: &[InboundMessage],
+        to_park: &[(usize, &Rejection)],
+        until: Instant,
+    ) -> Vec<(usize, bool)> {
+        if to_park.is_empty() {
+            return Vec::new();
+        }
+        let requests: Vec<ParkRequest> = to_park
+            .iter()
+            .map(|(position, rejection)| ParkRequest {
+                message: &messages[*position],
+                reason: rejection.reason,
+                detail: &rejection.detail,
+            })
+            .collect();
+        let results = self.dead_letters.park(&requests, until).await;
+        to_park
+            .iter()
+            .zip(results)
+            .map(|((position, rejection), result)| {
+                let id = &messages[*position].id;
+                match &result {
+                    Ok(()) => tracing::warn!(
+                        message_id = %id,
+                        reason = rejection.reason.code(),
+                        detail = %rejection.detail,
+                        "message set aside in the DLQ"
+                    ),
+                    Err(why) => tracing::error!(
                         message_id = %id,
                         reason = rejection.reason.code(),
                         error = %why,
                         "could not park the message in the DLQ; it returns to the queue instead"
-                    );
-                    fates[*position] = Fate::Failed;
+                    ),
                 }
-            }
-        }
-        fates
+                (*position, result.is_ok())
+            })
+            .collect()
     }
 
-    /// Posts the batch's own figures when configured: one try, never affecting the batch.
+    /// Posts the minute's figures when configured: one try, within the time the
+    /// batch has left, never affecting the batch.
     async fn post_pipeline_figures(
         &self,
         summary: &BatchSummary,
         now: i64,
         generation: u64,
-        policy: RetryPolicy,
+        policy: &RetryPolicy,
+        deadline: Instant,
     ) {
         let Some(target) = &self.settings.pipeline_metrics else {
             return;
         };
-        let body = pipeline_figures_body(&target.prefix, summary, now);
+        let mut figures = self.figures.lock().await;
+        let totals = figures.add(summary, now);
+        let left = park_by(deadline, self.settings.deadline_margin)
+            .saturating_duration_since(Instant::now());
         let one_try = RetryPolicy {
             max_attempts: 1,
-            request_timeout: policy.request_timeout.min(Duration::from_secs(3)),
-            ..policy
+            request_timeout: policy.request_timeout.min(Duration::from_secs(3)).min(left),
+            give_up_at: Instant::now() + left,
+            ..*policy
         };
+        let body = pipeline_figures_body(&target.prefix, &totals, now);
         let (outcome, _) = deliver(
             &self.transport,
             &self.keys,
@@ -297,29 +272,64 @@ fn give_up_at(deadline: Instant, margin: Duration) -> Instant {
         .unwrap_or(deadline)
 }
 
-/// A batch decoded, grouped and cut into request bodies: all the work that needs no I/O.
+/// When parking must be done: a quarter of the margin before the deadline,
+/// which leaves the rest of the margin for parking after the posts stop.
+fn park_by(deadline: Instant, margin: Duration) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline
+        .checked_sub((margin / 4).min(left / 16))
+        .unwrap_or(deadline)
+}
+
+/// A batch decoded: the values to post, what cannot be posted and why, and the
+/// figures known before posting. All the work that needs no I/O.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedBatch {
+    /// Valid messages by batch position.
+    pub valid: Vec<(usize, Decoded)>,
     /// Messages that cannot be posted, by batch position.
     pub rejected: Vec<(usize, Rejection)>,
-    /// Request bodies per service, services in name order.
-    pub requests: Vec<(String, Vec<Chunk>)>,
-    /// The figures known before posting.
     pub summary: BatchSummary,
 }
 
-/// Decodes every message on its own, groups the valid ones per service, merges
-/// same-minute values and cuts the bodies. Pure: `now` is epoch seconds.
+/// One service's points and the request bodies they are packed into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan<'a> {
+    pub points: ServicePoints<'a>,
+    pub chunks: Vec<Chunk>,
+}
+
+impl PreparedBatch {
+    /// Groups the valid values per service, merges same-minute values and packs
+    /// the request bodies. Services in name order.
+    pub fn plan(&self, settings: &Settings) -> Vec<ServicePlan<'_>> {
+        group(&self.valid, settings.merge_rule)
+            .into_iter()
+            .map(|points| {
+                let chunks = pack(&points, settings.max_request_bytes);
+                ServicePlan { points, chunks }
+            })
+            .collect()
+    }
+}
+
+/// Decodes every message on its own and sets aside what cannot be posted.
+/// Pure: `now` is epoch seconds.
 pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> PreparedBatch {
     let window = TimeWindow::around(now, settings.max_future_seconds);
     let mut valid: Vec<(usize, Decoded)> = Vec::with_capacity(messages.len());
     let mut rejected: Vec<(usize, Rejection)> = Vec::new();
     for (position, message) in messages.iter().enumerate() {
-        let context = DecodeContext {
-            sent_at: message.sent_at_seconds(),
-            window,
-        };
-        match decode(&message.body, &context) {
+        let decoded = message.first_sent_ms().and_then(|first_sent_ms| {
+            let context = DecodeContext {
+                sent_at: first_sent_ms.map(|ms| ms.div_euclid(1000)),
+                window,
+            };
+            let decoded = decode(&message.body, &context)?;
+            check_value_sizes(&decoded, settings.max_request_bytes)?;
+            Ok(decoded)
+        });
+        match decoded {
             Ok(decoded) => valid.push((position, decoded)),
             Err(rejection) => rejected.push((position, rejection)),
         }
@@ -334,39 +344,41 @@ pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> Pr
             .max(),
         ..BatchSummary::default()
     };
-    let requests = group(&valid, settings.merge_rule)
-        .iter()
-        .map(|s| {
-            (
-                s.service.to_owned(),
-                chunk(&s.points, settings.max_request_bytes),
-            )
-        })
-        .collect();
     PreparedBatch {
+        valid,
         rejected,
-        requests,
         summary,
     }
 }
 
-fn log_summary(summary: &BatchSummary) {
-    let set_aside: Vec<String> = summary
-        .set_aside_by_reason
-        .iter()
-        .map(|(reason, count)| format!("{reason}={count}"))
-        .collect();
-    tracing::info!(
-        received = summary.received,
-        valid = summary.valid,
-        set_aside = summary.parked_messages,
-        set_aside_by_reason = %set_aside.join(","),
-        values = summary.values,
-        values_posted = summary.values_posted,
-        requests = summary.requests,
-        retries = summary.retries,
-        failed = summary.failed_messages,
-        oldest_value_age_seconds = summary.oldest_value_age_seconds.unwrap_or(0),
-        "batch done"
-    );
+/// The longest a name can be before its value might not fit a request of the
+/// smallest allowed size: the rest of an element (`{"name":"","time":…,"value":…}`
+/// with the widest time and number) takes under 80 bytes.
+const ELEMENT_WITHOUT_NAME_BYTES: usize = 80;
+
+/// Sets the message aside when one of its values alone would not fit a request:
+/// no split can ever post it.
+fn check_value_sizes(decoded: &Decoded, max_request_bytes: usize) -> Result<(), Rejection> {
+    for value in &decoded.values {
+        if value.name.len() + ELEMENT_WITHOUT_NAME_BYTES <= max_request_bytes {
+            continue;
+        }
+        let point = Point {
+            name: &value.name,
+            time: value.time,
+            value: value.value,
+            sources: Vec::new(),
+        };
+        if !fits_alone(&point, max_request_bytes) {
+            return Err(Rejection::new(
+                SetAsideReason::ValueTooLarge,
+                format!(
+                    "the value of a metric named with {} characters (starting {:?}) alone exceeds a whole request (MAX_REQUEST_BYTES={max_request_bytes}): shorten the metric name",
+                    value.name.len(),
+                    value.name.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

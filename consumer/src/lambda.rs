@@ -32,11 +32,37 @@ pub async fn handle_sqs_event<T: Transport, D: DeadLetters>(
     Ok(response)
 }
 
-/// Converts Lambda's deadline (epoch milliseconds) into a monotonic instant.
+/// The longest a Lambda invocation can last (15 minutes): a deadline further
+/// away than this is not one Lambda sent.
+pub const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
+
+/// Converts Lambda's deadline (epoch milliseconds, from the Runtime API's
+/// `Lambda-Runtime-Deadline-Ms` header) into a monotonic instant. The header is
+/// input like any other: a value further than the longest invocation is capped
+/// there, so no arithmetic can overflow.
 pub fn instant_of_epoch_ms(deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).min(LONGEST_INVOCATION);
+    let now = Instant::now();
+    now.checked_add(left).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_deadline_is_capped_at_the_longest_invocation() {
+        let deadline = instant_of_epoch_ms(u64::MAX);
+        assert!(deadline <= Instant::now() + LONGEST_INVOCATION);
+        assert!(deadline > Instant::now() + LONGEST_INVOCATION - Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_leaves_no_time() {
+        assert!(instant_of_epoch_ms(0) <= Instant::now());
+    }
 }

@@ -17,10 +17,13 @@ pub mod lambda;
 pub mod mackerel;
 pub mod outcome;
 pub mod pipeline_metrics;
+pub mod posting;
 pub mod retry;
 pub mod runner;
 pub mod startup;
+pub mod summary;
 
-pub use handler::{BatchReport, BatchSummary, Consumer};
+pub use handler::{BatchReport, Consumer};
 pub use inbound::InboundMessage;
 pub use outcome::Fate;
+pub use summary::BatchSummary;

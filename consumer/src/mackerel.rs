@@ -1,14 +1,25 @@
 //! The HTTP side of posting to Mackerel: one tsdb request with a timeout, its
-//! answer reduced to what the retry logic needs. The key travels only in a
-//! header marked sensitive, so it never shows in logs or errors.
+//! answer reduced to what the retry logic needs. Redirects are never followed
+//! (reqwest would resend `X-Api-Key` to the new host), an answer body is read
+//! only up to a bound, and the key travels only in a header marked sensitive,
+//! so it never shows in logs or errors.
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use time::format_description::well_known::Rfc2822;
+use time::OffsetDateTime;
 
 use crate::api_key::ApiKey;
 use crate::delivery::Transport;
-use crate::retry::{parse_retry_after, AttemptResult};
+use crate::retry::{Answer, AttemptResult};
+
+/// The most of an answer body that is read: Mackerel's answers are a few bytes,
+/// and a server sending more gets no more of this function's memory.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// How much of a server-chosen text (a Location, an error body) goes into a log or a DLQ detail.
+const MAX_QUOTED_CHARS: usize = 200;
 
 /// Posts service metrics to a Mackerel API base URL.
 #[derive(Clone)]
@@ -22,6 +33,7 @@ impl HttpTransport {
     pub fn new(api_base: &str) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sfn-mackerel-consumer/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -43,13 +55,7 @@ impl Transport for HttpTransport {
         key: &ApiKey,
         timeout: Duration,
     ) -> AttemptResult {
-        let Ok(mut key_header) = HeaderValue::from_str(key.expose()) else {
-            return AttemptResult::Answered {
-                status: 401,
-                retry_after: None,
-                message: "the API key contains characters that cannot be sent in a header".into(),
-            };
-        };
+        let mut key_header = key.header_value();
         key_header.set_sensitive(true);
         let sent = self
             .client
@@ -60,31 +66,89 @@ impl Transport for HttpTransport {
             .body(body.to_vec())
             .send()
             .await;
-        let response = match sent {
+        let mut response = match sent {
             Ok(response) => response,
             Err(error) => return transport_failure(&error),
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let message = if response.status().is_success() {
-            String::new()
-        } else {
-            match response.text().await {
-                Ok(text) => error_message(&text),
-                Err(error) if error.is_timeout() => return AttemptResult::TimedOut,
-                Err(_) => String::new(),
+        let headers = response.headers().clone();
+        let mut answer_body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => {
+                    let room = MAX_ANSWER_BYTES.saturating_sub(answer_body.len());
+                    answer_body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    if answer_body.len() >= MAX_ANSWER_BYTES {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // An answer cut short says nothing about what was stored: try again.
+                Err(error) => return transport_failure(&error),
             }
-        };
-        AttemptResult::Answered {
-            status,
-            retry_after,
-            message,
         }
+        read_answer(status, &headers, &answer_body, SystemTime::now())
     }
+}
+
+/// Reduces a server's answer to what the retry logic needs. Pure and total:
+/// any status, header and body bytes give a result, never a panic.
+pub fn read_answer(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> AttemptResult {
+    let text = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .map(text)
+        .and_then(|value| parse_retry_after(&value, now));
+    let location = (300..400).contains(&status).then(|| {
+        headers
+            .get(LOCATION)
+            .map(|value| quote(&text(value)))
+            .unwrap_or_else(|| "(no Location header)".to_owned())
+    });
+    let body = String::from_utf8_lossy(body);
+    let mackerel_success = is_mackerel_success(&body);
+    let message = if mackerel_success {
+        String::new()
+    } else {
+        error_message(&body)
+    };
+    AttemptResult::Answered(Answer {
+        status,
+        retry_after,
+        location,
+        mackerel_success,
+        message,
+    })
+}
+
+/// Whether a body is Mackerel's answer to a stored post: `{"success": true}`.
+pub fn is_mackerel_success(body: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Success {
+        success: bool,
+    }
+    serde_json::from_str::<Success>(body).is_ok_and(|answer| answer.success)
+}
+
+/// Reads a `Retry-After` header: delta-seconds or an HTTP date. Any size is
+/// accepted here (the caller never waits beyond the time it has); `None` for
+/// anything else, including negative numbers.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") is RFC 2822 with "GMT".
+    let moment = OffsetDateTime::parse(value, &Rfc2822).ok()?;
+    let target = u64::try_from(moment.unix_timestamp())
+        .ok()
+        .and_then(|seconds| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))?;
+    Some(target.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn transport_failure(error: &reqwest::Error) -> AttemptResult {
@@ -113,14 +177,73 @@ pub fn error_message(body: &str) -> String {
         message: String,
     }
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(parsed) => parsed.error.message,
-        Err(_) => body.chars().take(200).collect(),
+        Ok(parsed) => quote(&parsed.error.message),
+        Err(_) => quote(body),
     }
+}
+
+/// A server-chosen text made safe for one log line: control characters
+/// replaced, at most [`MAX_QUOTED_CHARS`] characters.
+pub fn quote(text: &str) -> String {
+    text.chars()
+        .take(MAX_QUOTED_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderName;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn answer(result: AttemptResult) -> Answer {
+        match result {
+            AttemptResult::Answered(answer) => answer,
+            other => panic!("not an answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mackerels_success_answer_is_recognised() {
+        let got = answer(read_answer(
+            200,
+            &HeaderMap::new(),
+            br#"{"success":true}"#,
+            SystemTime::now(),
+        ));
+        assert!(got.mackerel_success);
+        assert!(is_mackerel_success(r#" { "success" : true } "#));
+        assert!(!is_mackerel_success(r#"{"success":false}"#));
+        assert!(!is_mackerel_success("<html>ok</html>"));
+        assert!(!is_mackerel_success(""));
+    }
+
+    #[test]
+    fn a_redirect_names_its_location_cleaned_for_a_log_line() {
+        let got = answer(read_answer(
+            302,
+            &headers(&[("location", b"https://elsewhere.example/\tx")]),
+            b"",
+            SystemTime::now(),
+        ));
+        assert_eq!(
+            got.location.as_deref(),
+            Some("https://elsewhere.example/ x")
+        );
+        let got = answer(read_answer(301, &HeaderMap::new(), b"", SystemTime::now()));
+        assert_eq!(got.location.as_deref(), Some("(no Location header)"));
+    }
 
     #[test]
     fn mackerel_error_bodies_yield_their_message() {
@@ -131,7 +254,54 @@ mod tests {
     }
 
     #[test]
-    fn other_bodies_are_cut_short() {
+    fn other_bodies_are_cut_short_on_one_line() {
         assert_eq!(error_message(&"x".repeat(1000)).len(), 200);
+        assert_eq!(error_message("a\nb"), "a b");
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_767); // 08:49:27 GMT
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:17 GMT", now),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_read_without_panicking() {
+        let now = SystemTime::now();
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for value in [
+            "-5",
+            "soon",
+            "",
+            "1e9",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            let _ = parse_retry_after(value, now);
+        }
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn header_bytes_that_are_not_text_do_not_break_the_reading() {
+        let got = answer(read_answer(
+            429,
+            &headers(&[("retry-after", b"\xff\xfe"), ("location", b"\xff")]),
+            b"\xff\xfe\xfd",
+            SystemTime::now(),
+        ));
+        assert_eq!(got.retry_after, None);
+        assert!(!got.mackerel_success);
     }
 }

@@ -1,12 +1,13 @@
 //! The consumer binary: the Lambda function (the `bootstrap` Terraform deploys)
 //! or, with `poll`, a long-running queue runner for local use and containers.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
+use sfn_mackerel_consumer::runner::{run_queue, RunnerError, RunnerOptions};
 use sfn_mackerel_consumer::startup::consumer_from_env;
 
 /// Forwards job results from SQS to Mackerel service metrics. Without a command it
@@ -51,10 +52,35 @@ enum Command {
     },
 }
 
+/// Exit code of a run that stopped cleanly.
+const EXIT_OK: u8 = 0;
+/// Exit code when the consumer could not start (the message says what to set).
+const EXIT_COULD_NOT_START: u8 = 1;
+/// Exit code when a queue runner's worker failed mid-run.
+const EXIT_WORKER_FAILED: u8 = 4;
+
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     lambda_runtime::tracing::init_default_subscriber();
+    let result = run(cli).await;
+    ExitCode::from(match result {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            eprintln!("error: {error}");
+            if error
+                .downcast_ref::<RunnerError>()
+                .is_some_and(|e| matches!(e, RunnerError::WorkerFailed { .. }))
+            {
+                EXIT_WORKER_FAILED
+            } else {
+                EXIT_COULD_NOT_START
+            }
+        }
+    })
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         None => run_lambda().await,
         Some(Command::Poll {

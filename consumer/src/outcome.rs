@@ -56,9 +56,11 @@ pub fn dispositions(
                         *slot = Disposition::Retry;
                     }
                 }
-                ChunkOutcome::Permanent { reason, detail } => {
-                    if !matches!(slot, Disposition::Park(_)) {
-                        *slot = Disposition::Park(Rejection::new(*reason, detail.clone()));
+                refused => {
+                    if let Some((reason, detail)) = refused.parking_reason() {
+                        if !matches!(slot, Disposition::Park(_)) {
+                            *slot = Disposition::Park(Rejection::new(reason, detail));
+                        }
                     }
                 }
             }

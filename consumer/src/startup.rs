@@ -1,6 +1,9 @@
 //! Cold start: settings, AWS clients, the API key and the HTTP client, built once
 //! and reused by every invocation.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
 use crate::api_key::{FixedKey, KeyError, KeyStore, SecretsManagerKey};
@@ -23,11 +26,37 @@ pub enum StartupError {
     Http(#[from] reqwest::Error),
 }
 
-/// Reads the environment and builds the consumer. The standard AWS variables
-/// (region, credentials, `AWS_ENDPOINT_URL`) configure the SQS and Secrets Manager clients.
+/// Timeouts for the calls a batch makes besides Mackerel's (parking in the DLQ,
+/// fetching the key again): each also stops at the batch's deadline, and these
+/// keep one stuck endpoint from holding a batch that long.
+fn short_call_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build()
+}
+
+/// Timeouts for the queue runner's receives, which long-poll up to 20 seconds.
+fn polling_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(65))
+        .build()
+}
+
+/// Reads the environment and builds the consumer, and the SQS client a queue
+/// runner polls with. The standard AWS variables (region, credentials,
+/// `AWS_ENDPOINT_URL`) configure the SQS and Secrets Manager clients.
 pub async fn consumer_from_env() -> Result<(DeployedConsumer, aws_sdk_sqs::Client), StartupError> {
     let settings = Settings::from_env()?;
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = base
+        .to_builder()
+        .timeout_config(short_call_timeouts())
+        .build();
+    let polling = base.to_builder().timeout_config(polling_timeouts()).build();
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let keys = match &settings.key_source {
         KeySource::Secret(secret_id) => {
@@ -44,5 +73,8 @@ pub async fn consumer_from_env() -> Result<(DeployedConsumer, aws_sdk_sqs::Clien
         client: sqs.clone(),
         queue_url: settings.dlq_url.clone(),
     };
-    Ok((Consumer::new(settings, transport, keys, dead_letters), sqs))
+    Ok((
+        Consumer::new(settings, transport, keys, dead_letters),
+        aws_sdk_sqs::Client::new(&polling),
+    ))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::delivery::{deliver, ChunkOutcome, RetryPolicy, Transport};
-use sfn_mackerel_consumer::retry::AttemptResult;
+use sfn_mackerel_consumer::retry::{Answer, AttemptResult};
 use tokio::time::Instant;
 
 /// Answers from a script and notes when each try started.
@@ -42,11 +42,10 @@ fn ok() -> AttemptResult {
 }
 
 fn status(status: u16, retry_after: Option<u64>) -> AttemptResult {
-    AttemptResult::Answered {
-        status,
+    AttemptResult::Answered(Answer {
         retry_after: retry_after.map(Duration::from_secs),
-        message: String::new(),
-    }
+        ..Answer::mackerel(status)
+    })
 }
 
 fn policy(max_attempts: u32, give_up_in: Duration, jitter: fn() -> f64) -> RetryPolicy {
@@ -61,7 +60,9 @@ fn policy(max_attempts: u32, give_up_in: Duration, jitter: fn() -> f64) -> Retry
 }
 
 async fn keys() -> KeyStore {
-    KeyStore::load(FixedKey(ApiKey::new("k"))).await.unwrap()
+    KeyStore::load(FixedKey(ApiKey::new("k").unwrap()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

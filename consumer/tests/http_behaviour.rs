@@ -132,9 +132,11 @@ async fn unreachable_mackerel_returns_the_messages_to_the_queue() {
     // Port 1 on loopback: nothing listens there, connections are refused at once.
     let settings = settings("http://127.0.0.1:1", &[("MACKEREL_MAX_ATTEMPTS", "3")]);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(ApiKey::new("k")))
-        .await
-        .unwrap();
+    let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(
+        ApiKey::new("k").unwrap(),
+    ))
+    .await
+    .unwrap();
     let dlq = MemoryDeadLetters::default();
     let consumer = Consumer::new(settings, transport, keys, dlq.clone());
     let messages = vec![one_result("m1", "svc", 1.0)];
@@ -188,7 +190,7 @@ struct RotatingKey {
 impl KeyFetcher for RotatingKey {
     async fn fetch(&self) -> Result<ApiKey, KeyError> {
         let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(ApiKey::new(&format!("key-{n}")))
+        ApiKey::new(&format!("key-{n}"))
     }
 }
 
@@ -332,9 +334,11 @@ async fn a_dlq_that_refuses_turns_parking_into_a_batch_item_failure() {
     let server = ScriptedMackerel::start(vec![]).await;
     let settings = settings(&server.base_url(), &[]);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(ApiKey::new("k")))
-        .await
-        .unwrap();
+    let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(
+        ApiKey::new("k").unwrap(),
+    ))
+    .await
+    .unwrap();
     let dlq = MemoryDeadLetters {
         refuse: true,
         ..MemoryDeadLetters::default()
@@ -382,4 +386,52 @@ async fn the_pipeline_posts_its_own_figures_when_asked() {
         ]
     );
     assert_eq!(own.body[1]["value"], 1.0);
+}
+
+#[tokio::test]
+async fn the_figures_of_one_minute_add_up_so_a_quiet_batch_never_hides_failures() {
+    // The first batch's post to "svc" fails twice (two tries): its message fails.
+    let server = ScriptedMackerel::start(vec![Answer::status(503), Answer::status(503)]).await;
+    let (consumer, _) = http_consumer(
+        &server,
+        &[
+            ("PIPELINE_METRICS_SERVICE", "pipeline"),
+            ("MACKEREL_MAX_ATTEMPTS", "2"),
+            ("SERVICE_CONCURRENCY", "1"),
+        ],
+    )
+    .await;
+    let minute_start = now() / 60 * 60;
+
+    let first = consumer
+        .handle_at(
+            &[one_result("m1", "svc", 1.0)],
+            deadline_in(Duration::from_secs(10)),
+            minute_start + 10,
+        )
+        .await;
+    let second = consumer
+        .handle_at(
+            &[one_result("m2", "svc", 0.0)],
+            deadline_in(Duration::from_secs(10)),
+            minute_start + 40,
+        )
+        .await;
+
+    assert_eq!(first.fates, vec![Fate::Failed]);
+    assert_eq!(second.fates, vec![Fate::Posted]);
+    let figures: Vec<serde_json::Value> = server
+        .seen()
+        .into_iter()
+        .filter(|r| r.service == "pipeline")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(figures.len(), 2);
+    let failed = |body: &serde_json::Value| body[2]["value"].as_f64().unwrap();
+    assert_eq!(failed(&figures[0]), 1.0);
+    assert_eq!(
+        failed(&figures[1]),
+        1.0,
+        "the minute's later post still counts the earlier failure"
+    );
 }

@@ -95,3 +95,25 @@ async fn a_record_without_a_message_id_fails_the_invocation_so_nothing_is_lost()
         "nothing is posted from a batch that will come back whole"
     );
 }
+
+#[tokio::test]
+async fn a_redriven_record_keeps_the_time_it_was_first_sent() {
+    let server = ScriptedMackerel::start(vec![]).await;
+    let (consumer, _) = http_consumer(&server, &[]).await;
+    let first_sent = now() - 900;
+    let mut redriven = record(
+        Some("m1"),
+        r#"{"service":"svc","name":"job.failed","value":1}"#,
+    );
+    redriven["messageAttributes"] = serde_json::json!({
+        "SourceSentTimestamp": {"stringValue": (first_sent * 1000).to_string(), "dataType": "String",
+                                "stringListValues": [], "binaryListValues": []}
+    });
+
+    let response = handle_sqs_event(&consumer, event(vec![redriven]))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(server.seen()[0].body[0]["time"], first_sent);
+}

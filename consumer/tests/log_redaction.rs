@@ -31,7 +31,7 @@ struct SameKey;
 
 impl KeyFetcher for SameKey {
     async fn fetch(&self) -> Result<ApiKey, KeyError> {
-        Ok(ApiKey::new(KEY))
+        ApiKey::new(KEY)
     }
 }
 

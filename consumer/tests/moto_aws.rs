@@ -59,7 +59,7 @@ async fn consumer_parking_in(
     let settings = settings(&server.base_url(), &[]);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
     let keys = KeyStore::load(sfn_mackerel_consumer::api_key::FixedKey(
-        sfn_mackerel_consumer::api_key::ApiKey::new("k"),
+        sfn_mackerel_consumer::api_key::ApiKey::new("k").unwrap(),
     ))
     .await
     .unwrap();

@@ -16,7 +16,7 @@ use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::delivery::Transport;
 use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
-use sfn_mackerel_consumer::retry::AttemptResult;
+use sfn_mackerel_consumer::retry::{Answer as MackerelAnswer, AttemptResult};
 use sfn_mackerel_consumer::{BatchReport, Consumer, Fate, InboundMessage};
 use sfn_mackerel_message::names::{check_metric_name, check_service_name};
 use sfn_mackerel_message::{
@@ -394,8 +394,10 @@ enum Answer {
 }
 
 impl Answer {
+    /// Only Mackerel's own success answer means stored: a 202 (a proxy's page)
+    /// does not.
     fn is_success(&self) -> bool {
-        matches!(self, Answer::Status(200..=299))
+        matches!(self, Answer::Status(200))
     }
 }
 
@@ -482,10 +484,11 @@ impl Transport for ScriptedTransport {
             body: body.to_vec(),
             answer: answer.clone(),
         });
-        let answered = |status, retry_after| AttemptResult::Answered {
-            status,
-            retry_after,
-            message: String::new(),
+        let answered = |status, retry_after| {
+            AttemptResult::Answered(MackerelAnswer {
+                retry_after,
+                ..MackerelAnswer::mackerel(status)
+            })
         };
         match answer {
             Answer::Status(status) => answered(status, None),
@@ -518,7 +521,11 @@ struct RefusingDeadLetters {
 }
 
 impl DeadLetters for RefusingDeadLetters {
-    async fn park(&self, requests: &[ParkRequest<'_>]) -> Vec<Result<(), String>> {
+    async fn park(
+        &self,
+        requests: &[ParkRequest<'_>],
+        _until: tokio::time::Instant,
+    ) -> Vec<Result<(), String>> {
         requests
             .iter()
             .map(|request| {
@@ -603,6 +610,7 @@ fn run(scenario: &Scenario) -> Run {
             id: format!("m-{position}"),
             body: spec.body(),
             sent_at_ms: Some(SENT_AT * 1000),
+            first_sent_attribute: None,
             source_queue_arn: None,
         })
         .collect();
@@ -623,7 +631,7 @@ fn run(scenario: &Scenario) -> Run {
         .build()
         .expect("a runtime builds");
     let report = runtime.block_on(async {
-        let keys = KeyStore::load(FixedKey(ApiKey::new("k")))
+        let keys = KeyStore::load(FixedKey(ApiKey::new("k").unwrap()))
             .await
             .expect("a fixed key loads");
         let consumer = Consumer::new(settings(), transport.clone(), keys, dlq.clone());
@@ -654,9 +662,11 @@ struct PostedPoint {
 
 /// What reached Mackerel, by point.
 struct Delivery {
-    /// The (time, value) of every point in a body that some try got a 2xx for.
+    /// The (time, value) of every point in a body that some try got Mackerel's
+    /// success answer for.
     delivered: HashMap<PointKey, Vec<(i64, f64)>>,
-    /// The points of every body that never got a 2xx.
+    /// The points that were posted but never in a body that got a success answer
+    /// (a refused body split in halves delivers its points in the halves).
     undelivered: HashSet<PointKey>,
 }
 
@@ -688,6 +698,7 @@ fn delivery(requests: &[SeenRequest]) -> Delivery {
             }
         }
     }
+    undelivered.retain(|key| !delivered.contains_key(key));
     Delivery {
         delivered,
         undelivered,
@@ -852,5 +863,149 @@ proptest! {
             let want_posted = spec.expected_values().is_some();
             prop_assert_eq!(*fate == Fate::Posted, want_posted, "{:?} ended {:?}", spec, fate);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages that merge travel together
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Within a batch, no message comes back for redelivery while one of its
+    /// values, or a merged point it contributed to, was delivered: its
+    /// redelivery would post its own value over the merged one. The one
+    /// exception is a unit of messages that alone exceeds a request.
+    #[test]
+    fn no_returned_message_had_a_value_or_a_merged_point_delivered(scenario in scenario()) {
+        let run = run(&scenario);
+        let delivery = delivery(&run.requests);
+        let prepared = sfn_mackerel_consumer::handler::prepare(&run.inbound, NOW, &settings());
+        let plans = prepared.plan(&settings());
+        let mut split: HashSet<usize> = HashSet::new();
+        for plan in &plans {
+            let whole: HashSet<usize> = plan.chunks.iter().flat_map(|c| c.units.iter().copied()).collect();
+            for (index, unit) in plan.points.units.iter().enumerate() {
+                if !whole.contains(&index) {
+                    split.extend(unit.sources.iter().copied());
+                }
+            }
+        }
+        for ((spec, message), fate) in scenario.messages.iter().zip(&run.inbound).zip(&run.report.fates) {
+            let position: usize = message.id["m-".len()..].parse().unwrap();
+            if *fate != Fate::Failed || split.contains(&position) {
+                continue;
+            }
+            let Some((service, values)) = spec.expected_values() else { continue };
+            for (name, time, _) in values {
+                let key = (service.to_owned(), name.to_owned(), time.div_euclid(60));
+                prop_assert!(
+                    !delivery.delivered.contains_key(&key),
+                    "{} comes back, but its point {} at minute {} was delivered",
+                    message.id, name, time.div_euclid(60)
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Whatever a server answers
+// ---------------------------------------------------------------------------
+
+/// `Retry-After` values a server could send, absurd ones included.
+fn retry_after_header() -> impl Strategy<Value = Option<Vec<u8>>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => any::<u64>().prop_map(|n| Some(n.to_string().into_bytes())),
+        1 => Just(Some(b"18446744073709551615".to_vec())),
+        1 => Just(Some(b"340282366920938463463374607431768211456".to_vec())),
+        1 => any::<i64>().prop_map(|n| Some((-(n.abs().max(1))).to_string().into_bytes())),
+        1 => Just(Some(b"Fri, 31 Dec 9999 23:59:59 GMT".to_vec())),
+        1 => Just(Some(b"Thu, 01 Jan 1970 00:00:00 GMT".to_vec())),
+        1 => Just(Some(b"Sun, 06 Nov 1994 08:49:37 GMT".to_vec())),
+        1 => "[ -~]{0,40}".prop_map(|s| Some(s.into_bytes())),
+        1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Some),
+    ]
+}
+
+/// Bodies a server could send: Mackerel's, near-misses, and noise.
+fn answer_body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(br#"{"success":true}"#.to_vec()),
+        Just(br#"{"success":false}"#.to_vec()),
+        Just(br#"{"success":"true"}"#.to_vec()),
+        Just(br#"{"error":{"message":"nope"}}"#.to_vec()),
+        Just(b"<html>proxy</html>".to_vec()),
+        Just(Vec::new()),
+        prop::collection::vec(any::<u8>(), 0..300),
+    ]
+}
+
+/// Plays one answer to every try.
+struct SameAnswer(AttemptResult);
+
+impl Transport for SameAnswer {
+    async fn post_tsdb(&self, _: &str, _: &[u8], _: &ApiKey, _: Duration) -> AttemptResult {
+        self.0.clone()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any status, header and body bytes: reading the answer, classifying it and
+    /// retrying on it never panic, never wait past the deadline, and count
+    /// nothing as delivered but Mackerel's own success answer.
+    #[test]
+    fn arbitrary_answers_never_panic_nor_outlive_the_deadline(
+        status in prop_oneof![any::<u16>(), 100u16..600],
+        retry_after in retry_after_header(),
+        location in prop::option::of(prop::collection::vec(any::<u8>(), 0..60)),
+        body in answer_body(),
+    ) {
+        use reqwest::header::{HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
+        let mut headers = HeaderMap::new();
+        for (name, value) in [(RETRY_AFTER, retry_after), (LOCATION, location)] {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(&v).ok()) {
+                headers.insert(name, value);
+            }
+        }
+        let result = sfn_mackerel_consumer::mackerel::read_answer(
+            status, &headers, &body, std::time::SystemTime::now());
+        let verdict = sfn_mackerel_consumer::retry::classify(&result);
+        let is_mackerels_success = (200..300).contains(&status)
+            && sfn_mackerel_consumer::mackerel::is_mackerel_success(&String::from_utf8_lossy(&body));
+        prop_assert_eq!(
+            verdict == sfn_mackerel_consumer::retry::Verdict::Delivered,
+            is_mackerels_success
+        );
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime builds");
+        let (outcome, elapsed) = runtime.block_on(async {
+            let keys = KeyStore::load(FixedKey(ApiKey::new("k").unwrap())).await.unwrap();
+            let started = tokio::time::Instant::now();
+            let policy = sfn_mackerel_consumer::delivery::RetryPolicy {
+                max_attempts: 5,
+                request_timeout: Duration::from_secs(2),
+                backoff_base: Duration::from_millis(100),
+                backoff_cap: Duration::from_secs(2),
+                give_up_at: started + Duration::from_secs(5),
+                jitter: || 0.5,
+            };
+            let (outcome, _) = sfn_mackerel_consumer::delivery::deliver(
+                &SameAnswer(result), &keys, 1, "svc", b"[]", &policy).await;
+            (outcome, started.elapsed())
+        });
+        prop_assert!(elapsed <= Duration::from_secs(5), "waited {elapsed:?}");
+        prop_assert_eq!(
+            outcome == sfn_mackerel_consumer::delivery::ChunkOutcome::Delivered,
+            is_mackerels_success
+        );
     }
 }

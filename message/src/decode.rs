@@ -57,6 +57,23 @@ pub fn decode(body: &str, context: &DecodeContext) -> Result<Decoded, Rejection>
     Ok(decoded)
 }
 
+/// Whether some value of the body carries no `time` of its own and so takes
+/// the time the message was sent: a copy sent again later (a redrive) would
+/// move such values unless the first send time travels with it. `false` for a
+/// body that does not decode at all, since nothing of it would be posted.
+pub fn takes_time_from_sending(body: &str) -> bool {
+    let any_time = TimeWindow::unbounded();
+    let without_sent_time = DecodeContext {
+        sent_at: None,
+        window: any_time,
+    };
+    let with_sent_time = DecodeContext {
+        sent_at: Some(0),
+        window: any_time,
+    };
+    decode(body, &without_sent_time).is_err() && decode(body, &with_sent_time).is_ok()
+}
+
 /// The general path: reads the body as a JSON tree so that every way a message
 /// can be wrong gets its own reason and a detail naming the field.
 fn decode_any_form(body: &str, context: &DecodeContext) -> Result<Decoded, Rejection> {

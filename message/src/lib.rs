@@ -9,7 +9,7 @@ pub mod names;
 pub mod reason;
 pub mod timestamp;
 
-pub use decode::{decode, DecodeContext, Decoded, MetricValue};
+pub use decode::{decode, takes_time_from_sending, DecodeContext, Decoded, MetricValue};
 pub use encode::{OutgoingMessage, OutgoingMetric};
 pub use reason::{Rejection, SetAsideReason};
 pub use timestamp::TimeWindow;

@@ -32,11 +32,20 @@ pub enum SetAsideReason {
     MackerelRejected,
     /// Mackerel refused the API key (401/403) even after it was fetched again.
     MackerelForbidden,
+    /// The API base answered with a redirect, which is never followed (the API
+    /// key would go to another host): `MACKEREL_API_BASE` is wrong.
+    MackerelRedirected,
+    /// One value alone is larger than a whole request may be (`MAX_REQUEST_BYTES`):
+    /// its metric name is far longer than any real one.
+    ValueTooLarge,
+    /// The message's `SourceSentTimestamp` attribute (the time a redriven message
+    /// was first sent) is not epoch milliseconds.
+    InvalidSourceTimestamp,
 }
 
 impl SetAsideReason {
     /// Every reason, in a stable order (for reports and help texts).
-    pub const ALL: [SetAsideReason; 11] = [
+    pub const ALL: [SetAsideReason; 14] = [
         Self::MalformedJson,
         Self::InvalidMessage,
         Self::UnsupportedVersion,
@@ -48,6 +57,9 @@ impl SetAsideReason {
         Self::UnknownService,
         Self::MackerelRejected,
         Self::MackerelForbidden,
+        Self::MackerelRedirected,
+        Self::ValueTooLarge,
+        Self::InvalidSourceTimestamp,
     ];
 
     /// The code as it appears in the DLQ's `Reason` attribute and in logs.
@@ -64,6 +76,9 @@ impl SetAsideReason {
             Self::UnknownService => "unknown_service",
             Self::MackerelRejected => "mackerel_rejected",
             Self::MackerelForbidden => "mackerel_forbidden",
+            Self::MackerelRedirected => "mackerel_redirected",
+            Self::ValueTooLarge => "value_too_large",
+            Self::InvalidSourceTimestamp => "invalid_source_timestamp",
         }
     }
 
@@ -77,7 +92,10 @@ impl SetAsideReason {
     pub fn is_redrivable(self) -> bool {
         matches!(
             self,
-            Self::UnknownService | Self::MackerelForbidden | Self::MackerelRejected
+            Self::UnknownService
+                | Self::MackerelForbidden
+                | Self::MackerelRejected
+                | Self::MackerelRedirected
         )
     }
 }

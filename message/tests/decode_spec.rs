@@ -236,3 +236,35 @@ fn reason_codes_round_trip() {
     }
     assert_eq!(SetAsideReason::from_code("nope"), None);
 }
+
+#[test]
+fn a_body_without_time_takes_the_time_it_was_sent() {
+    use sfn_mackerel_message::takes_time_from_sending;
+    assert!(takes_time_from_sending(
+        r#"{"service": "svc", "name": "a", "value": 1}"#
+    ));
+    assert!(takes_time_from_sending(
+        r#"{"service-name": "svc", "metric-name": "a", "metric-value": 1}"#
+    ));
+    assert!(
+        takes_time_from_sending(
+            r#"{"service": "svc", "metrics": [{"name": "a", "value": 1, "time": 1795981400}, {"name": "b", "value": 1}]}"#
+        ),
+        "one value without a time is enough"
+    );
+}
+
+#[test]
+fn a_body_whose_values_all_carry_a_time_does_not_depend_on_when_it_was_sent() {
+    use sfn_mackerel_message::takes_time_from_sending;
+    assert!(!takes_time_from_sending(
+        r#"{"service": "svc", "name": "a", "value": 1, "time": "2026-11-29T19:43:43Z"}"#
+    ));
+    assert!(!takes_time_from_sending(
+        r#"{"service": "svc", "metrics": [{"name": "a", "value": 1, "time": 1795981400}]}"#
+    ));
+    assert!(
+        !takes_time_from_sending("not json"),
+        "nothing of it is posted"
+    );
+}

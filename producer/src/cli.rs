@@ -66,7 +66,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// List DLQ messages grouped by reason, without removing them (they are handed back at the end).
-    #[command(after_help = with_exit_codes(PEEK_EXAMPLES))]
+    #[command(after_help = with_exit_codes(&format!("{PEEK_EXAMPLES}\n\n{}", reasons_help())))]
     Peek(PeekArgs),
     /// Move DLQ messages back to the source queue (native move task, or receive/send/delete).
     #[command(after_help = with_exit_codes(REDRIVE_EXAMPLES))]
@@ -95,7 +95,7 @@ pub struct SendArgs {
         conflicts_with = "file"
     )]
     pub value: Option<f64>,
-    /// When it happened: RFC 3339 or epoch seconds (default: omitted, so SQS's SentTimestamp is used).
+    /// When it happened: RFC 3339 or epoch seconds (default: now, written into the body so that a redrive never moves it).
     #[arg(long, conflicts_with = "file")]
     pub time: Option<String>,
     /// A file holding the message body as JSON; `-` reads stdin.
@@ -177,9 +177,20 @@ pub struct MackerelArgs {
         default_value = "https://api.mackerelio.com"
     )]
     pub mackerel_api_base: String,
-    /// Mackerel API key; a read-only key is enough. Never printed.
-    #[arg(long, env = "MACKEREL_API_KEY", hide_env_values = true)]
-    pub mackerel_api_key: Option<String>,
+}
+
+/// Where the Mackerel API key comes from: the environment only, never a flag,
+/// which would land in the shell's history and in `ps` listings.
+pub const MACKEREL_API_KEY_VARIABLE: &str = "MACKEREL_API_KEY";
+
+impl MackerelArgs {
+    /// The key from `MACKEREL_API_KEY`, if set and not blank.
+    pub fn api_key(&self) -> Option<String> {
+        std::env::var(MACKEREL_API_KEY_VARIABLE)
+            .ok()
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +300,10 @@ pub struct PurgeArgs {
     /// Show how many messages would be deleted, without deleting.
     #[arg(long)]
     pub dry_run: bool,
+    /// Purge even though no queue's redrive policy names this queue as its DLQ
+    /// (without it, such a queue is refused: it may be a live results queue).
+    #[arg(long)]
+    pub allow_non_dlq: bool,
 }
 
 /// Reads `30s`, `5m`, `1h` or a bare number of seconds.
@@ -331,7 +346,7 @@ The DLQ runbook is in producer/README.md.",
 }
 
 const SEND_EXAMPLES: &str = "Examples:
-  # one value, stamped when SQS receives it
+  # one value, stamped now
   sfn-mackerel send --queue-url $QUEUE --service ORG --name glue.job.make_order.failed --value 0
   # with an explicit time
   sfn-mackerel send --queue-url $QUEUE --service ORG --name glue.job.make_order.failed --value 1 --time 2026-11-29T19:43:43Z
@@ -359,17 +374,29 @@ const VERIFY_EXAMPLES: &str = "Examples:
   # wait for the queue to drain first (at most 10 minutes)
   sfn-mackerel verify --manifest run.jsonl --dlq-url $DLQ --wait-drained --queue-url $QUEUE --timeout 600
   # against the local Mackerel stand-in
-  sfn-mackerel verify --manifest run.jsonl --skip-dlq --mackerel-api-base http://127.0.0.1:8787 --mackerel-api-key KEY";
+  MACKEREL_API_KEY=KEY sfn-mackerel verify --manifest run.jsonl --skip-dlq --mackerel-api-base http://127.0.0.1:8787
+
+The Mackerel API key is read from MACKEREL_API_KEY only (a read-only key is
+enough). There is no flag for it: a key on a command line lands in the shell's
+history and in process listings.";
 
 const PEEK_EXAMPLES: &str = "Examples:
   sfn-mackerel dlq peek --dlq-url $DLQ
   sfn-mackerel dlq peek --dlq-url $DLQ --reason unknown_service --samples 5
-  sfn-mackerel dlq peek --dlq-url $DLQ --max 1000 --json | jq '.reasons'
+  sfn-mackerel dlq peek --dlq-url $DLQ --max 1000 --json | jq '.reasons'";
 
-Reasons: malformed_json, invalid_message, unsupported_version, invalid_service_name,
-invalid_metric_name, non_finite_value, too_old, too_far_in_future, unknown_service,
-mackerel_rejected, mackerel_forbidden, and retries_exhausted (moved by the queue's
-redrive policy, without a Reason attribute).";
+/// The reason codes, from the one list that defines them.
+fn reasons_help() -> String {
+    let codes: Vec<&str> = sfn_mackerel_message::SetAsideReason::ALL
+        .iter()
+        .map(|reason| reason.code())
+        .collect();
+    format!(
+        "Reasons: {}, and {} (moved by the queue's redrive policy, without a Reason attribute).",
+        codes.join(", "),
+        crate::dlq::parked::RETRIES_EXHAUSTED
+    )
+}
 
 const REDRIVE_EXAMPLES: &str = "Examples:
   # everything back to the source queue (native move task where SQS supports it)

@@ -11,6 +11,20 @@ use crate::error::CliError;
 
 /// Tries per request, the first included.
 const ATTEMPTS: u32 = 4;
+/// The most of one answer that is read: a day of one-minute points is about 60 KB.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads an answer body, refusing one larger than [`MAX_ANSWER_BYTES`].
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("it is larger than {MAX_ANSWER_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// A client of Mackerel's read API.
 pub struct MackerelReader {
@@ -52,9 +66,11 @@ impl MackerelReader {
             CliError::usage("the Mackerel API key contains characters that cannot go in a header")
         })?;
         key.set_sensitive(true);
+        // Never follow a redirect: reqwest would send X-Api-Key to the new host.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sfn-mackerel-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CliError::usage(format!("cannot build the HTTP client: {e}")))?;
@@ -100,7 +116,13 @@ impl MackerelReader {
             let status = response.status().as_u16();
             match status {
                 200 => {
-                    let body: MetricsAnswer = response.json().await.map_err(|e| {
+                    let bytes = read_bounded(response).await.map_err(|why| {
+                        CliError::Unreachable(format!(
+                            "Mackerel at {} answered {service}/{name} with an unusable body: {why}",
+                            self.base
+                        ))
+                    })?;
+                    let body: MetricsAnswer = serde_json::from_slice(&bytes).map_err(|e| {
                         CliError::Unreachable(format!(
                             "Mackerel at {} answered {service}/{name} with an unexpected body: {e}",
                             self.base
@@ -111,16 +133,30 @@ impl MackerelReader {
                 404 => return Ok(None),
                 401 | 403 => {
                     return Err(CliError::Refused(format!(
-                        "Mackerel at {} refused the API key ({status}): pass a key of this organisation with --mackerel-api-key or MACKEREL_API_KEY (a read-only key is enough)",
+                        "Mackerel at {} refused the API key ({status}): put a key of this organisation in MACKEREL_API_KEY (a read-only key is enough)",
                         self.base
                     )))
+                }
+                300..=399 => {
+                    let location = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .map(|v| crate::output::shorten(&String::from_utf8_lossy(v.as_bytes()), 120))
+                        .unwrap_or_else(|| "no Location header".to_owned());
+                    return Err(CliError::Unreachable(format!(
+                        "Mackerel at {} answered {status} redirecting to {location}; redirects are never followed (the API key would go to that host): set --mackerel-api-base / MACKEREL_API_BASE to the API's own address",
+                        self.base
+                    )));
                 }
                 429 | 500..=599 => {
                     last_problem = format!("HTTP {status}");
                     continue;
                 }
                 other => {
-                    let text = response.text().await.unwrap_or_default();
+                    let text = String::from_utf8_lossy(
+                        &read_bounded(response).await.unwrap_or_default(),
+                    )
+                    .into_owned();
                     return Err(CliError::Unreachable(format!(
                         "Mackerel at {} answered {other} for {service}/{name}: {}",
                         self.base,

@@ -168,14 +168,9 @@ pub async fn delete(sqs: &Sqs, url: &str, receipt_handles: &[String]) -> Vec<Str
 
 /// The queues whose redrive policy names `dlq_url` as their dead-letter queue.
 pub async fn dead_letter_sources(sqs: &Sqs, dlq_url: &str) -> Result<Vec<String>, CliError> {
-    let output = sqs
-        .client
-        .list_dead_letter_source_queues()
-        .queue_url(dlq_url)
-        .send()
+    sfn_mackerel_sqs::queue::dead_letter_sources(&sqs.client, dlq_url)
         .await
-        .map_err(|e| sqs_error(sqs, e, "listing the queues that use this DLQ", dlq_url))?;
-    Ok(output.queue_urls().to_vec())
+        .map_err(|e| sqs_error(sqs, e, "listing the queues that use this DLQ", dlq_url))
 }
 
 #[cfg(test)]

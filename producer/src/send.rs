@@ -21,8 +21,10 @@ pub fn now_seconds() -> i64 {
         .unwrap_or_default()
 }
 
-/// Builds the body from the flags or reads it from the file / stdin.
-pub fn body_from_args(args: &SendArgs) -> Result<String, CliError> {
+/// Builds the body from the flags or reads it from the file / stdin. A value
+/// from the flags is stamped `now` (epoch seconds) unless `--time` says when:
+/// an explicit time survives any redrive, whatever SQS stamps a copy with.
+pub fn body_from_args(args: &SendArgs, now: i64) -> Result<String, CliError> {
     if let Some(path) = &args.file {
         let mut text = String::new();
         if path.as_os_str() == "-" {
@@ -51,7 +53,7 @@ pub fn body_from_args(args: &SendArgs) -> Result<String, CliError> {
         return Err(CliError::usage("--value must be a finite number"));
     }
     let time = match &args.time {
-        None => None,
+        None => Some(format_epoch(now)),
         Some(text) => {
             let as_json = match text.parse::<i64>() {
                 Ok(seconds) => json!(seconds),
@@ -82,8 +84,8 @@ pub fn validate(body: &str, now: i64) -> Result<Decoded, sfn_mackerel_message::R
 
 /// Runs `send`.
 pub async fn run(sqs: &Sqs, args: &SendArgs) -> Result<Outcome, CliError> {
-    let body = body_from_args(args)?;
     let now = now_seconds();
+    let body = body_from_args(args, now)?;
     let decoded = match validate(&body, now) {
         Ok(decoded) => Some(decoded),
         Err(rejection) if args.allow_invalid => {
@@ -175,38 +177,46 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_795_981_423;
+
     #[test]
-    fn flags_build_the_workflow_body_without_a_time() {
+    fn flags_build_the_workflow_body_stamped_now() {
         assert_eq!(
-            body_from_args(&args()).unwrap(),
-            r#"{"service":"ORG","metrics":[{"name":"glue.job.a.failed","value":1.0}]}"#
+            body_from_args(&args(), NOW).unwrap(),
+            r#"{"service":"ORG","time":"2026-11-29T19:43:43Z","metrics":[{"name":"glue.job.a.failed","value":1.0}]}"#
         );
     }
 
     #[test]
     fn epoch_times_are_sent_as_rfc3339() {
-        let body = body_from_args(&SendArgs {
-            time: Some("1795981423".into()),
-            ..args()
-        })
+        let body = body_from_args(
+            &SendArgs {
+                time: Some("1795981423".into()),
+                ..args()
+            },
+            NOW + 3_600,
+        )
         .unwrap();
         assert!(body.contains(r#""time":"2026-11-29T19:43:43Z""#), "{body}");
     }
 
     #[test]
     fn a_bad_time_is_a_usage_error() {
-        let error = body_from_args(&SendArgs {
-            time: Some("yesterday".into()),
-            ..args()
-        })
+        let error = body_from_args(
+            &SendArgs {
+                time: Some("yesterday".into()),
+                ..args()
+            },
+            NOW,
+        )
         .unwrap_err();
         assert!(error.to_string().starts_with("--time:"), "{error}");
     }
 
     #[test]
     fn validation_is_the_consumers() {
-        let now = 1_795_981_423;
-        assert!(validate(&body_from_args(&args()).unwrap(), now).is_ok());
+        let now = NOW;
+        assert!(validate(&body_from_args(&args(), now).unwrap(), now).is_ok());
         let rejection = validate(r#"{"service":"ORG","name":"a b","value":1}"#, now).unwrap_err();
         assert_eq!(rejection.reason.code(), "invalid_metric_name");
     }

@@ -325,6 +325,34 @@ async fn a_redrive_interrupted_by_the_operator_finishes_its_batch_and_duplicates
 }
 
 #[tokio::test]
+async fn purge_refuses_a_queue_that_is_no_ones_dlq() {
+    let (queue, _) = queue_pair("purge-live").await;
+    park_tagged(&queue, 0, 2, None).await;
+    let name = queue.rsplit('/').next().unwrap().to_owned();
+
+    let refused = cli_moto(&["dlq", "purge", "--dlq-url", &queue, "--confirm", &name]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--allow-non-dlq"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(depth(&queue).await, 2, "the live queue kept its messages");
+
+    let forced = cli_moto(&[
+        "dlq",
+        "purge",
+        "--dlq-url",
+        &queue,
+        "--confirm",
+        &name,
+        "--allow-non-dlq",
+    ])
+    .await;
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+}
+
+#[tokio::test]
 async fn purge_needs_the_queue_name_and_then_empties_the_dlq() {
     let (_, dlq) = queue_pair("purge").await;
     park_tagged(&dlq, 0, 3, Some("malformed_json")).await;

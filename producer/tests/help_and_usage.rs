@@ -44,6 +44,32 @@ async fn the_mackerel_key_from_the_environment_never_shows_in_help() {
 }
 
 #[tokio::test]
+async fn the_mackerel_key_is_never_a_flag_and_the_help_says_where_it_comes_from() {
+    let help = cli(&["verify", "--help"]).await;
+    assert!(
+        help.stdout.contains("MACKEREL_API_KEY only"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        !help.stdout.contains("--mackerel-api-key"),
+        "{}",
+        help.stdout
+    );
+    let flag = cli(&[
+        "verify",
+        "--manifest",
+        "m.jsonl",
+        "--skip-dlq",
+        "--mackerel-api-key",
+        "secret-key-123",
+    ])
+    .await;
+    assert_eq!(flag.code, 2);
+    assert!(!flag.stderr.contains("secret-key-123"), "{}", flag.stderr);
+}
+
+#[tokio::test]
 async fn a_bad_command_line_exits_2() {
     for command in [
         vec!["send", "--queue-url", "http://127.0.0.1:1/q"],

@@ -6,76 +6,11 @@
 
 mod support;
 
-use std::time::Duration;
-
-use mackerel_standin::{Config, RunningStandIn, StandIn};
-use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
-use sfn_mackerel_consumer::config::Settings;
-use sfn_mackerel_consumer::dlq::SqsDeadLetters;
-use sfn_mackerel_consumer::mackerel::HttpTransport;
-use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
-use sfn_mackerel_consumer::Consumer;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use support::pipeline::*;
 use support::*;
-
-const WRITE_KEY: &str = "write-key";
-const READ_KEY: &str = "read-key";
-const SERVICES: [&str; 2] = ["svc-a", "svc-b"];
-
-async fn standin() -> RunningStandIn {
-    let mut config = Config::new()
-        .with_api_key(WRITE_KEY)
-        .with_read_only_api_key(READ_KEY);
-    for service in SERVICES {
-        config = config.with_service(service);
-    }
-    StandIn::start(config).await.unwrap()
-}
-
-/// Drains `queue` through the consumer's queue runner until it is idle for 2 s
-/// (at most 60 s); returns how many messages it deleted (posted or parked).
-async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
-    let sqs = client().await;
-    let vars = [
-        ("MACKEREL_API_KEY", WRITE_KEY),
-        ("DLQ_URL", dlq),
-        ("MACKEREL_API_BASE", mackerel),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_vars(&vars).unwrap();
-    let consumer = Consumer::new(
-        settings,
-        HttpTransport::new(mackerel).unwrap(),
-        KeyStore::load(FixedKey(ApiKey::new(WRITE_KEY)))
-            .await
-            .unwrap(),
-        SqsDeadLetters {
-            client: sqs.clone(),
-            queue_url: dlq.to_owned(),
-        },
-    );
-    // The consumer's own queue runner, as the demo and a container would run it.
-    let options = RunnerOptions {
-        queue_url: queue.to_owned(),
-        batch_size: 100,
-        batching_window: Duration::from_millis(500),
-        concurrency: 1,
-        visibility_timeout: Some(Duration::from_secs(30)),
-        exit_when_idle: Some(Duration::from_secs(2)),
-    };
-    let (_stop_sender, stop) = tokio::sync::watch::channel(false);
-    let tally = tokio::time::timeout(
-        Duration::from_secs(60),
-        run_queue(Arc::new(consumer), sqs, options, stop),
-    )
-    .await
-    .expect("the runner did not go idle within 60 s")
-    .unwrap();
-    tally.deleted.load(Ordering::Relaxed) as usize
-}
 
 fn temp_manifest(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{}.jsonl", unique(name)))
@@ -126,23 +61,24 @@ async fn flood_then_consumer_then_verify_finds_everything() {
     assert_eq!(run_consumer(&queue, &dlq, &mackerel.base_url()).await, 400);
 
     let base = mackerel.base_url();
-    let run = cli_moto(&[
-        "--json",
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--dlq-url",
-        &dlq,
-        "--wait-drained",
-        "--queue-url",
-        &queue,
-        "--timeout",
-        "10",
-        "--mackerel-api-base",
-        &base,
-        "--mackerel-api-key",
-        READ_KEY,
-    ])
+    let run = cli_moto_env(
+        &[
+            "--json",
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--dlq-url",
+            &dlq,
+            "--wait-drained",
+            "--queue-url",
+            &queue,
+            "--timeout",
+            "10",
+            "--mackerel-api-base",
+            &base,
+        ],
+        &[("MACKEREL_API_KEY", READ_KEY)],
+    )
     .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -174,17 +110,18 @@ async fn values_that_never_reached_mackerel_fail_verify_with_exit_1() {
     // No consumer ran: nothing reached the stand-in or the DLQ.
     let mackerel = standin().await;
     let base = mackerel.base_url();
-    let run = cli_moto(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--dlq-url",
-        &dlq,
-        "--mackerel-api-base",
-        &base,
-        "--mackerel-api-key",
-        READ_KEY,
-    ])
+    let run = cli_moto_env(
+        &[
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--dlq-url",
+            &dlq,
+            "--mackerel-api-base",
+            &base,
+        ],
+        &[("MACKEREL_API_KEY", READ_KEY)],
+    )
     .await;
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("RESULT: FAILED"), "{}", run.stdout);
@@ -206,22 +143,23 @@ async fn wait_drained_gives_up_after_the_timeout_with_exit_1() {
     flood(&queue, &path, "20").await;
     let mackerel = standin().await;
     let base = mackerel.base_url();
-    let run = cli_moto(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--dlq-url",
-        &dlq,
-        "--wait-drained",
-        "--queue-url",
-        &queue,
-        "--timeout",
-        "3",
-        "--mackerel-api-base",
-        &base,
-        "--mackerel-api-key",
-        READ_KEY,
-    ])
+    let run = cli_moto_env(
+        &[
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--dlq-url",
+            &dlq,
+            "--wait-drained",
+            "--queue-url",
+            &queue,
+            "--timeout",
+            "3",
+            "--mackerel-api-base",
+            &base,
+        ],
+        &[("MACKEREL_API_KEY", READ_KEY)],
+    )
     .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -242,25 +180,22 @@ async fn a_bad_manifest_exits_2_and_names_the_line() {
         "{\"format\":\"sfn-mackerel-flood-manifest\",\"version\":1,\"load_test_id\":\"lt\",\"created_at\":0,\"queue_url\":\"q\",\"seed\":1}\nnot json\n",
     )
     .unwrap();
-    let run = cli(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--skip-dlq",
-        "--mackerel-api-key",
-        "k",
-    ])
+    let run = cli_env(
+        &["verify", "--manifest", path.to_str().unwrap(), "--skip-dlq"],
+        &[("MACKEREL_API_KEY", "k")],
+    )
     .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("line 2"), "{}", run.stderr);
-    let missing = cli(&[
-        "verify",
-        "--manifest",
-        "/nonexistent/run.jsonl",
-        "--skip-dlq",
-        "--mackerel-api-key",
-        "k",
-    ])
+    let missing = cli_env(
+        &[
+            "verify",
+            "--manifest",
+            "/nonexistent/run.jsonl",
+            "--skip-dlq",
+        ],
+        &[("MACKEREL_API_KEY", "k")],
+    )
     .await;
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     let _ = std::fs::remove_file(path);
@@ -278,13 +213,10 @@ async fn verify_without_a_key_or_a_dlq_says_which_flag_to_pass() {
         "{}",
         no_key.stderr
     );
-    let no_dlq = cli(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--mackerel-api-key",
-        "k",
-    ])
+    let no_dlq = cli_env(
+        &["verify", "--manifest", path.to_str().unwrap()],
+        &[("MACKEREL_API_KEY", "k")],
+    )
     .await;
     assert_eq!(no_dlq.code, 2);
     assert!(no_dlq.stderr.contains("--dlq-url"), "{}", no_dlq.stderr);
@@ -297,32 +229,34 @@ async fn an_unreachable_mackerel_or_a_refused_key_exits_3() {
     let path = temp_manifest("loop-unreachable");
     flood(&queue, &path, "30").await;
     let dead = dead_endpoint();
-    let run = cli(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--skip-dlq",
-        "--mackerel-api-base",
-        &dead,
-        "--mackerel-api-key",
-        READ_KEY,
-    ])
+    let run = cli_env(
+        &[
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--skip-dlq",
+            "--mackerel-api-base",
+            &dead,
+        ],
+        &[("MACKEREL_API_KEY", READ_KEY)],
+    )
     .await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("MACKEREL_API_BASE"), "{}", run.stderr);
 
     let mackerel = standin().await;
     let base = mackerel.base_url();
-    let refused = cli(&[
-        "verify",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--skip-dlq",
-        "--mackerel-api-base",
-        &base,
-        "--mackerel-api-key",
-        "not-a-key",
-    ])
+    let refused = cli_env(
+        &[
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--skip-dlq",
+            "--mackerel-api-base",
+            &base,
+        ],
+        &[("MACKEREL_API_KEY", "not-a-key")],
+    )
     .await;
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
@@ -332,5 +266,64 @@ async fn an_unreachable_mackerel_or_a_refused_key_exits_3() {
     );
     assert!(!refused.stderr.contains("not-a-key"));
     mackerel.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+/// A server on loopback answering every request with `status` and `location`,
+/// counting the requests it gets.
+async fn redirecting_server(location: String) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        let location = location.clone();
+        async move {
+            counted.fetch_add(1, Ordering::Relaxed);
+            (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn verify_never_follows_a_redirect_with_the_key() {
+    let (queue, _) = queue_pair("loop-redirect").await;
+    let path = temp_manifest("loop-redirect");
+    flood(&queue, &path, "5").await;
+    let (elsewhere, elsewhere_hits) = redirecting_server("http://127.0.0.1:9/".into()).await;
+    let (base, _) = redirecting_server(format!("{elsewhere}/api/v0/services/svc-a/metrics")).await;
+
+    let run = cli_env(
+        &[
+            "verify",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--skip-dlq",
+            "--mackerel-api-base",
+            &base,
+        ],
+        &[("MACKEREL_API_KEY", READ_KEY)],
+    )
+    .await;
+
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("redirects are never followed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        elsewhere_hits.load(Ordering::Relaxed),
+        0,
+        "the key went to another host"
+    );
     let _ = std::fs::remove_file(path);
 }

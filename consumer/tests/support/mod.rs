@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use axum::Router;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
@@ -35,6 +35,7 @@ pub fn inbound(id: &str, body: &str) -> InboundMessage {
         id: id.to_owned(),
         body: body.to_owned(),
         sent_at_ms: Some(now() * 1000),
+        first_sent_attribute: None,
         source_queue_arn: Some("arn:aws:sqs:us-east-1:123456789012:results".into()),
     }
 }
@@ -49,6 +50,7 @@ pub struct Answer {
     pub status: u16,
     pub body: String,
     pub retry_after: Option<String>,
+    pub headers: Vec<(String, String)>,
     pub delay: Duration,
 }
 
@@ -63,8 +65,22 @@ impl Answer {
             status,
             body,
             retry_after: None,
+            headers: Vec::new(),
             delay: Duration::ZERO,
         }
+    }
+
+    /// An answer with this status and body, whatever Mackerel would say.
+    pub fn raw(status: u16, body: &str) -> Self {
+        Self {
+            body: body.to_owned(),
+            ..Self::status(status)
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn retry_after(mut self, value: &str) -> Self {
@@ -86,9 +102,13 @@ pub struct SeenRequest {
     pub body: serde_json::Value,
 }
 
+/// Picks the answer to a body when the script has none left (else 200).
+pub type AnswerRule = Arc<dyn Fn(&str) -> Option<Answer> + Send + Sync>;
+
 #[derive(Default)]
 struct Script {
     answers: VecDeque<Answer>,
+    rule: Option<AnswerRule>,
     seen: Vec<SeenRequest>,
 }
 
@@ -101,12 +121,23 @@ pub struct ScriptedMackerel {
 
 impl ScriptedMackerel {
     pub async fn start(answers: Vec<Answer>) -> Self {
+        Self::start_scripted(answers, None).await
+    }
+
+    /// A server that answers each body by `rule` (200 where it says nothing).
+    pub async fn start_with_rule(rule: AnswerRule) -> Self {
+        Self::start_scripted(Vec::new(), Some(rule)).await
+    }
+
+    async fn start_scripted(answers: Vec<Answer>, rule: Option<AnswerRule>) -> Self {
         let script = Arc::new(Mutex::new(Script {
             answers: answers.into(),
+            rule,
             seen: Vec::new(),
         }));
         let app = Router::new()
-            .route("/api/v0/services/{service}/tsdb", post(answer))
+            // Any method: a client that followed a redirect would come back with a GET.
+            .route("/api/v0/services/{service}/tsdb", any(answer))
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -147,7 +178,12 @@ async fn answer(
                 .map(str::to_owned),
             body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
         });
-        script.answers.pop_front().unwrap_or(Answer::status(200))
+        let by_rule = script.rule.as_ref().and_then(|rule| rule(&body));
+        script
+            .answers
+            .pop_front()
+            .or(by_rule)
+            .unwrap_or(Answer::status(200))
     };
     if !next.delay.is_zero() {
         tokio::time::sleep(next.delay).await;
@@ -163,6 +199,12 @@ async fn answer(
             .headers_mut()
             .insert("retry-after", value.parse().unwrap());
     }
+    for (name, value) in next.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
     response
 }
 
@@ -170,6 +212,7 @@ async fn answer(
 #[derive(Default, Clone)]
 pub struct MemoryDeadLetters {
     pub parked: Arc<Mutex<Vec<(String, SetAsideReason, String)>>>,
+    pub details: Arc<Mutex<Vec<String>>>,
     pub refuse: bool,
 }
 
@@ -177,10 +220,19 @@ impl MemoryDeadLetters {
     pub fn parked(&self) -> Vec<(String, SetAsideReason, String)> {
         self.parked.lock().unwrap().clone()
     }
+
+    /// The `ReasonDetail` of each parked message, in parking order.
+    pub fn details(&self) -> Vec<String> {
+        self.details.lock().unwrap().clone()
+    }
 }
 
 impl DeadLetters for MemoryDeadLetters {
-    async fn park(&self, requests: &[ParkRequest<'_>]) -> Vec<Result<(), String>> {
+    async fn park(
+        &self,
+        requests: &[ParkRequest<'_>],
+        _until: tokio::time::Instant,
+    ) -> Vec<Result<(), String>> {
         requests
             .iter()
             .map(|request| {
@@ -192,6 +244,7 @@ impl DeadLetters for MemoryDeadLetters {
                     request.reason,
                     request.message.body.clone(),
                 ));
+                self.details.lock().unwrap().push(request.detail.to_owned());
                 Ok(())
             })
             .collect()
@@ -228,11 +281,24 @@ pub async fn http_consumer(
 ) {
     let settings = settings(&server.base_url(), extra);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(FixedKey(ApiKey::new("test-key-do-not-log")))
+    let keys = KeyStore::load(FixedKey(ApiKey::new("test-key-do-not-log").unwrap()))
         .await
         .unwrap();
     let dlq = MemoryDeadLetters::default();
     (Consumer::new(settings, transport, keys, dlq.clone()), dlq)
+}
+
+/// A consumer posting over HTTP to `settings.api_base` with the key
+/// `test-key-do-not-log`, parking into `dead_letters`.
+pub async fn consumer_with<D: DeadLetters>(
+    settings: Settings,
+    dead_letters: D,
+) -> Consumer<HttpTransport, D> {
+    let transport = HttpTransport::new(&settings.api_base).unwrap();
+    let keys = KeyStore::load(FixedKey(ApiKey::new("test-key-do-not-log").unwrap()))
+        .await
+        .unwrap();
+    Consumer::new(settings, transport, keys, dead_letters)
 }
 
 pub fn deadline_in(duration: Duration) -> tokio::time::Instant {

@@ -204,7 +204,7 @@ pub async fn consumer(
 ) -> E2eConsumer {
     let settings = settings(&standin.base_url(), &queues.dlq_url, extra);
     let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(FixedKey(ApiKey::new(API_KEY)))
+    let keys = KeyStore::load(FixedKey(ApiKey::new(API_KEY).unwrap()))
         .await
         .unwrap();
     let dead_letters = SqsDeadLetters {

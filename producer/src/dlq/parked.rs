@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use serde::Serialize;
 use sfn_mackerel_message::dead_letter as attribute;
-use sfn_mackerel_message::{decode, DecodeContext, SetAsideReason, TimeWindow};
+use sfn_mackerel_message::{
+    decode, takes_time_from_sending, DecodeContext, SetAsideReason, TimeWindow,
+};
+use sfn_mackerel_sqs::batch::Outgoing;
 
 /// The reason shown for messages the redrive policy moved: they carry no `Reason`.
 pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
@@ -26,8 +29,13 @@ pub struct Parked {
     pub reason: String,
     pub detail: Option<String>,
     pub source_message_id: Option<String>,
-    /// When the source queue first received it (epoch milliseconds).
+    /// When the message was first sent (epoch milliseconds): its
+    /// `SourceSentTimestamp` attribute, else this DLQ copy's `SentTimestamp`
+    /// (which a move by the redrive policy keeps from the source queue).
     pub source_sent_ms: Option<i64>,
+    /// Whether `SourceSentTimestamp` travels with it as an attribute (a native
+    /// move task keeps attributes but gives every message a new SentTimestamp).
+    pub carries_first_sent_time: bool,
     /// Message attributes other than the dead-letter ones (kept on redrive).
     pub other_attributes: HashMap<String, MessageAttributeValue>,
 }
@@ -62,11 +70,35 @@ impl Parked {
             source_sent_ms: text(attribute::SOURCE_SENT_TIMESTAMP)
                 .and_then(|v| v.parse().ok())
                 .or(system_sent),
+            carries_first_sent_time: text(attribute::SOURCE_SENT_TIMESTAMP)
+                .is_some_and(|v| v.parse::<i64>().is_ok()),
             other_attributes: attributes
                 .into_iter()
                 .filter(|(name, _)| !dead_letter_names.contains(&name.as_str()))
                 .collect(),
         }
+    }
+
+    /// The copy a redrive sends back: the body unchanged, the attributes the
+    /// sender gave it, and the time it was first sent, so the consumer stamps
+    /// values without a time of their own as the workflow sent them, not as
+    /// the redrive did.
+    pub fn redrive_copy(&self) -> Outgoing {
+        let mut copy = Outgoing {
+            body: self.body.clone(),
+            attributes: self.other_attributes.clone(),
+        };
+        if let Some(sent) = self.source_sent_ms {
+            copy = copy.with_text(attribute::SOURCE_SENT_TIMESTAMP, sent.to_string());
+        }
+        copy
+    }
+
+    /// Whether a native move task (which restamps SentTimestamp) would move
+    /// the time of its values: some value takes the send time, and no
+    /// `SourceSentTimestamp` keeps the first one.
+    pub fn needs_its_first_send_time(&self) -> bool {
+        !self.carries_first_sent_time && takes_time_from_sending(&self.body)
     }
 
     /// Seconds since the source queue received it.
@@ -79,10 +111,7 @@ impl Parked {
         let sent = self.source_sent_ms.map(|ms| ms.div_euclid(1000));
         let context = DecodeContext {
             sent_at: sent,
-            window: TimeWindow {
-                oldest: i64::MIN / 2,
-                newest: i64::MAX / 2,
-            },
+            window: TimeWindow::unbounded(),
         };
         decode(&self.body, &context)
             .ok()

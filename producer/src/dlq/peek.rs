@@ -70,10 +70,9 @@ pub async fn run(
         info.depth.total(),
         info.depth.visible,
         info.depth.in_flight,
-        if scanned.complete {
-            ""
-        } else {
-            " (not all: raise --max to see more)"
+        match &scanned.incomplete_because {
+            None => String::new(),
+            Some(why) => format!(" (not all of it: {why})"),
         }
     );
     if groups.is_empty() {
@@ -135,6 +134,7 @@ pub async fn run(
             "approximate_depth": info.depth,
             "looked_at": looked_at,
             "complete": scanned.complete,
+            "incomplete_because": scanned.incomplete_because,
             "shown": messages.len(),
             "older_than_24h": too_old,
             "reasons": groups,

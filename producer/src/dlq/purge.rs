@@ -1,5 +1,6 @@
 //! `dlq purge`: deletes every message in the DLQ, only when the operator
-//! repeats the queue's name, so a pasted command cannot empty the wrong queue.
+//! repeats the queue's name and only when some queue uses it as its DLQ, so a
+//! pasted command cannot empty the wrong queue (the live results queue, say).
 
 use serde_json::json;
 
@@ -7,7 +8,7 @@ use crate::aws::{sqs_error, Sqs};
 use crate::cli::PurgeArgs;
 use crate::error::CliError;
 use crate::output::Outcome;
-use crate::queue::{queue_info, queue_name};
+use crate::queue::{dead_letter_sources, queue_info, queue_name};
 
 /// Runs `dlq purge`.
 pub async fn run(sqs: &Sqs, args: &PurgeArgs) -> Result<Outcome, CliError> {
@@ -19,6 +20,11 @@ pub async fn run(sqs: &Sqs, args: &PurgeArgs) -> Result<Outcome, CliError> {
             json!({"command": "dlq purge", "dry_run": true, "queue_url": args.dlq_url, "approximate_messages": count}),
             format!("dry run: purging {name} would delete about {count} messages"),
         ));
+    }
+    if !args.allow_non_dlq && dead_letter_sources(sqs, &args.dlq_url).await?.is_empty() {
+        return Err(CliError::usage(format!(
+            "no queue's redrive policy names {name} as its dead-letter queue, so it may be a live queue (the results queue itself?); nothing was deleted. Check --dlq-url, or pass --allow-non-dlq if it really is a DLQ"
+        )));
     }
     match args.confirm.as_deref() {
         Some(confirm) if confirm == name => {}

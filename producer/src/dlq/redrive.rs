@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::aws::{is_not_supported, sqs_error, Sqs};
 use crate::cli::{RedriveArgs, RedriveMethod};
 use crate::dlq::parked::{check_reasons, group_by_reason, redrivable, Parked};
-use crate::dlq::scan;
+use crate::dlq::{scan, Scan};
 use crate::error::{exit, CliError};
 use crate::interrupt::Interrupt;
 use crate::output::{self, Outcome, Table};
@@ -24,11 +23,13 @@ use crate::pacing::Pacer;
 use crate::queue::{self, dead_letter_sources, hand_back, queue_info, queue_name, QueueInfo};
 use crate::send::now_seconds;
 
-/// SendMessageBatch limits: 10 entries and 256 KiB (kept a little under for attributes).
-const MAX_ENTRIES: usize = 10;
-const MAX_BATCH_BYTES: usize = 250 * 1024;
+use sfn_mackerel_sqs::batch::{send_messages, CallLimits, Outgoing, MAX_ENTRIES};
+
 /// The native task's documented maximum rate.
 const NATIVE_MAX_RATE: f64 = 500.0;
+/// Messages read at most when the whole DLQ is read (a dry run, the check
+/// before a native move that none would be restamped).
+const READ_THROUGH_LIMIT: usize = 100_000;
 /// How often the native task's status is read.
 const NATIVE_POLL: Duration = Duration::from_secs(2);
 
@@ -55,6 +56,8 @@ pub struct ManualFigures {
     pub failed_sends: u64,
     /// Sent but not deleted from the DLQ: they will be delivered twice.
     pub not_deleted: u64,
+    /// Why the source queue last refused a message, if it did.
+    pub last_send_error: Option<String>,
     pub stopped: Option<Stop>,
 }
 
@@ -135,12 +138,18 @@ pub async fn run(
     let why = match (args.method, filtered) {
         (RedriveMethod::Manual, _) => "--method manual".to_owned(),
         (_, true) => "--reason / --max filter messages, which a native move task cannot".to_owned(),
-        (_, false) => {
-            let explicit = match &args.to_queue_url {
-                Some(url) => Some(queue_info(sqs, url).await?.arn),
-                None => None,
-            };
-            match native(sqs, args, &dlq, explicit, show_progress, interrupt).await {
+        (_, false) => match native_restamps(sqs, args, show_progress, interrupt).await? {
+            Some(why) if args.method == RedriveMethod::Native => {
+                return Err(CliError::usage(format!(
+                    "a native move task would restamp messages: {why}. Run it with --method manual (or auto), which keeps their first send time"
+                )))
+            }
+            Some(why) => why,
+            None => {
+            // The destination is always named: messages the consumer parked went to
+            // the DLQ directly, so SQS knows no source queue to return them to.
+            let destination = destination(sqs, args).await?;
+            match native(sqs, args, &dlq, destination.arn.clone(), show_progress, interrupt).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(NativeError::Failed(error)) => return Err(error),
                 Err(NativeError::Unsupported(detail)) if args.method == RedriveMethod::Auto => {
@@ -154,7 +163,8 @@ pub async fn run(
                     )))
                 }
             }
-        }
+            }
+        },
     };
     output::note(&format!("redrive method: manual ({why})"));
     let destination = destination(sqs, args).await?;
@@ -181,6 +191,61 @@ pub async fn run(
     ))
 }
 
+/// Why a native move task must not move this DLQ, if it must not: it gives
+/// every message a new SentTimestamp, so a message whose values take their time
+/// from when it was sent, and that carries no `SourceSentTimestamp`, would be
+/// posted at the time of the redrive. Reads the whole DLQ (handing it back) to
+/// know; a DLQ that cannot be read through is not assumed safe.
+async fn native_restamps(
+    sqs: &Sqs,
+    args: &RedriveArgs,
+    show_progress: bool,
+    interrupt: &Interrupt,
+) -> Result<Option<String>, CliError> {
+    let scanned = read_through(sqs, args, None, show_progress, interrupt).await?;
+    if let Some(why) = &scanned.incomplete_because {
+        return Ok(Some(format!(
+            "the DLQ could not be read through to check the messages' send times ({why}), which a native move task would reset; moved by receive/send/delete instead, which keeps them"
+        )));
+    }
+    let restamped = scanned
+        .messages
+        .iter()
+        .filter(|m| m.needs_its_first_send_time())
+        .count();
+    Ok((restamped > 0).then(|| {
+        format!(
+            "{restamped} messages have values without a time of their own and no SourceSentTimestamp; a native move task would stamp them with the time of the redrive, so they were moved by receive/send/delete, which keeps their first send time"
+        )
+    }))
+}
+
+/// Reads the whole DLQ (at most [`READ_THROUGH_LIMIT`] messages, within
+/// `--timeout`) and hands every message back at once.
+async fn read_through(
+    sqs: &Sqs,
+    args: &RedriveArgs,
+    expected: Option<u64>,
+    show_progress: bool,
+    interrupt: &Interrupt,
+) -> Result<Scan, CliError> {
+    let bar = output::progress_bar(expected, show_progress, "{spinner} reading the DLQ {pos}");
+    let scanned = scan(
+        sqs,
+        &args.dlq_url,
+        READ_THROUGH_LIMIT,
+        args.visibility_timeout,
+        Duration::from_secs(args.timeout.min(300)),
+        interrupt,
+        |n| bar.set_position(n as u64),
+    )
+    .await;
+    bar.finish_and_clear();
+    let scanned = scanned?;
+    hand_back(sqs, &args.dlq_url, &scanned.receipt_handles).await;
+    Ok(scanned)
+}
+
 /// Why the native path did not run.
 enum NativeError {
     /// The endpoint has no move task (moto) or refuses it for this queue.
@@ -192,7 +257,7 @@ async fn native(
     sqs: &Sqs,
     args: &RedriveArgs,
     dlq: &QueueInfo,
-    destination_arn: Option<String>,
+    destination_arn: String,
     show_progress: bool,
     interrupt: &Interrupt,
 ) -> Result<Outcome, NativeError> {
@@ -209,7 +274,7 @@ async fn native(
         .client
         .start_message_move_task()
         .source_arn(&dlq.arn)
-        .set_destination_arn(destination_arn.clone())
+        .destination_arn(&destination_arn)
         .set_max_number_of_messages_per_second(rate)
         .customize()
         // An endpoint without the operation answers 500: asking again will not help.
@@ -239,8 +304,7 @@ async fn native(
     output::note(&format!(
         "redrive method: native (StartMessageMoveTask, task {task})"
     ));
-    let destination =
-        destination_arn.unwrap_or_else(|| "the messages' original source queues".to_owned());
+    let destination = destination_arn;
     if args.no_wait {
         return Ok(Outcome::new(
             json!({"command": "dlq redrive", "method": "native", "task_handle": task, "status": "RUNNING", "destination": destination}),
@@ -387,9 +451,27 @@ pub async fn manual(
                 continue;
             }
             empty_polls = 0;
-            for group in size_bounded(&to_move) {
+            for group in to_move.chunks(MAX_ENTRIES) {
                 pacer.wait(group.len()).await;
-                let (sent, refused) = send_group(sqs, &destination.url, &group).await;
+                let copies: Vec<Outgoing> = group.iter().map(Parked::redrive_copy).collect();
+                let results = send_messages(
+                    &sqs.client,
+                    &destination.url,
+                    &copies,
+                    CallLimits::SEQUENTIAL,
+                )
+                .await;
+                let mut sent: Vec<&Parked> = Vec::new();
+                let mut refused: Vec<String> = Vec::new();
+                for (message, result) in group.iter().zip(results) {
+                    match result {
+                        Ok(()) => sent.push(message),
+                        Err(why) => {
+                            figures.last_send_error = Some(why);
+                            refused.push(message.receipt_handle.clone());
+                        }
+                    }
+                }
                 figures.failed_sends += refused.len() as u64;
                 if !refused.is_empty() {
                     // Refused by the source queue: leave them in the DLQ, visible again at once.
@@ -412,80 +494,6 @@ pub async fn manual(
     .await;
     hand_back(sqs, &args.dlq_url, &held).await;
     result.map(|()| figures)
-}
-
-/// Splits messages into SendMessageBatch calls within the entry and size limits.
-fn size_bounded(messages: &[Parked]) -> Vec<Vec<&Parked>> {
-    let mut groups: Vec<Vec<&Parked>> = Vec::new();
-    let mut current: Vec<&Parked> = Vec::new();
-    let mut bytes = 0;
-    for message in messages {
-        let size = message.body.len() + 1024;
-        if !current.is_empty() && (current.len() == MAX_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
-            groups.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        current.push(message);
-        bytes += size;
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
-/// Sends a group to the source queue: returns the messages it accepted and the
-/// receipt handles of those it refused.
-async fn send_group<'a>(
-    sqs: &Sqs,
-    url: &str,
-    group: &[&'a Parked],
-) -> (Vec<&'a Parked>, Vec<String>) {
-    let entries: Vec<SendMessageBatchRequestEntry> = group
-        .iter()
-        .enumerate()
-        .map(|(i, message)| {
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(&message.body)
-                .set_message_attributes(
-                    (!message.other_attributes.is_empty())
-                        .then(|| message.other_attributes.clone()),
-                )
-                .build()
-                .expect("id and body are set")
-        })
-        .collect();
-    let mut accepted = vec![false; group.len()];
-    if let Ok(output) = sqs
-        .client
-        .send_message_batch()
-        .queue_url(url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        for ok in output.successful() {
-            if let Some(slot) = ok
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| accepted.get_mut(i))
-            {
-                *slot = true;
-            }
-        }
-    }
-    let mut sent = Vec::new();
-    let mut refused = Vec::new();
-    for (message, ok) in group.iter().zip(accepted) {
-        if ok {
-            sent.push(*message);
-        } else {
-            refused.push(message.receipt_handle.clone());
-        }
-    }
-    (sent, refused)
 }
 
 fn manual_outcome(
@@ -536,9 +544,10 @@ fn manual_outcome(
     }
     if figures.failed_sends > 0 {
         human.push_str(&format!(
-            "{} messages were refused by {} and stay in the DLQ\n",
+            "{} messages were refused by {} and stay in the DLQ (last reason: {})\n",
             figures.failed_sends,
-            queue_name(&destination.url)
+            queue_name(&destination.url),
+            figures.last_send_error.as_deref().unwrap_or("unknown")
         ));
     }
     if figures.not_deleted > 0 {
@@ -599,31 +608,15 @@ async fn dry_run(
     show_progress: bool,
     interrupt: &Interrupt,
 ) -> Result<Outcome, CliError> {
-    let destination = match destination(sqs, args).await {
-        Ok(destination) => destination.url,
-        Err(CliError::Usage(why)) if args.method != RedriveMethod::Manual => {
-            format!("the messages' original source queues ({why})")
-        }
-        Err(other) => return Err(other),
-    };
-    let bar = output::progress_bar(
+    let destination = destination(sqs, args).await?.url;
+    let scanned = read_through(
+        sqs,
+        args,
         Some(dlq.depth.visible.max(1)),
         show_progress,
-        "{spinner} reading the DLQ {pos}/{len}",
-    );
-    let scanned = scan(
-        sqs,
-        &args.dlq_url,
-        100_000,
-        args.visibility_timeout,
-        Duration::from_secs(args.timeout.min(300)),
         interrupt,
-        |n| bar.set_position(n as u64),
     )
-    .await;
-    bar.finish_and_clear();
-    let scanned = scanned?;
-    hand_back(sqs, &args.dlq_url, &scanned.receipt_handles).await;
+    .await?;
     let mut matching: Vec<Parked> = scanned
         .messages
         .into_iter()
@@ -657,6 +650,7 @@ async fn dry_run(
             "would_move": matching.len(),
             "destination": destination,
             "complete": scanned.complete,
+            "incomplete_because": scanned.incomplete_because,
             "reasons": groups,
         }),
         human,

@@ -198,8 +198,12 @@ pub fn check_points(expectations: &[Expectation], read: &ReadSeries) -> Vec<Poin
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum ParkedVerdict {
     Found,
-    WrongReason { found: String },
+    WrongReason {
+        found: String,
+    },
     Missing,
+    /// Not among the messages read, but the DLQ was not read through: it may be there.
+    Unseen,
 }
 
 /// A message that should be in the DLQ, and whether it is.
@@ -213,15 +217,22 @@ pub struct ParkedCheck {
 }
 
 /// Compares the sent messages that should be parked with the reasons found in
-/// the DLQ per sequence number (a message can be there more than once).
-pub fn check_parked(entries: &[Entry], found: &HashMap<u64, Vec<String>>) -> Vec<ParkedCheck> {
+/// the DLQ per sequence number (a message can be there more than once). When
+/// the DLQ was not read through (`scan_complete` false), a message not found is
+/// unseen, not missing.
+pub fn check_parked(
+    entries: &[Entry],
+    found: &HashMap<u64, Vec<String>>,
+    scan_complete: bool,
+) -> Vec<ParkedCheck> {
     entries
         .iter()
         .filter(|e| e.sent)
         .filter_map(|e| {
             let expected = e.expected_reason.clone()?;
             let verdict = match found.get(&e.seq) {
-                None => ParkedVerdict::Missing,
+                None if scan_complete => ParkedVerdict::Missing,
+                None => ParkedVerdict::Unseen,
                 Some(reasons) if reasons.contains(&expected) => ParkedVerdict::Found,
                 Some(reasons) => ParkedVerdict::WrongReason {
                     found: reasons.join(","),
@@ -400,7 +411,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let verdicts: Vec<(u64, ParkedVerdict)> = check_parked(&entries, &found)
+        let verdicts: Vec<(u64, ParkedVerdict)> = check_parked(&entries, &found, true)
             .into_iter()
             .map(|c| (c.seq, c.verdict))
             .collect();
@@ -421,5 +432,12 @@ mod tests {
             unexpectedly_parked(&entries, &found),
             vec![(4, "unknown_service".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_message_not_found_in_a_dlq_read_only_in_part_is_unseen_not_missing() {
+        let entries = vec![parked(1, Kind::Malformed, "malformed_json")];
+        let checks = check_parked(&entries, &HashMap::new(), false);
+        assert_eq!(checks[0].verdict, ParkedVerdict::Unseen);
     }
 }

@@ -70,18 +70,11 @@ pub async fn run(
     interrupt: &Interrupt,
 ) -> Result<Outcome, CliError> {
     let manifest = manifest::read(&args.manifest)?;
-    let key = args
-        .mackerel
-        .mackerel_api_key
-        .as_deref()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    if key.is_empty() {
+    let Some(key) = args.mackerel.api_key() else {
         return Err(CliError::usage(
-            "no Mackerel API key: set MACKEREL_API_KEY or pass --mackerel-api-key (a read-only key is enough)",
+            "no Mackerel API key: set MACKEREL_API_KEY (a read-only key is enough; there is no flag, so the key stays out of the shell's history)",
         ));
-    }
+    };
     let reader = MackerelReader::new(&args.mackerel.mackerel_api_base, &key)?;
     let sent: Vec<&manifest::Entry> = manifest.entries.iter().filter(|e| e.sent).collect();
     let expect_parked = sent.iter().filter(|e| e.expected_reason.is_some()).count();
@@ -140,6 +133,7 @@ pub async fn run(
     // The DLQ: find this run's messages by their tag.
     let mut parked_found: HashMap<u64, Vec<String>> = HashMap::new();
     let mut dlq_complete = true;
+    let mut dlq_incomplete_because: Option<String> = None;
     let mut dlq_looked_at = 0;
     if let (Some(dlq_url), false) = (&args.dlq_url, args.skip_dlq) {
         let depth = queue_info(sqs, dlq_url).await?.depth;
@@ -162,6 +156,7 @@ pub async fn run(
         let scanned = scanned?;
         hand_back(sqs, dlq_url, &scanned.receipt_handles).await;
         dlq_complete = scanned.complete;
+        dlq_incomplete_because = scanned.incomplete_because.clone();
         dlq_looked_at = scanned.messages.len();
         for message in &scanned.messages {
             if let Some((id, seq)) = tag_of(&message.body) {
@@ -176,7 +171,7 @@ pub async fn run(
     }
     let checking_dlq = args.dlq_url.is_some() && !args.skip_dlq;
     let parked_checks = if checking_dlq {
-        check_parked(&manifest.entries, &parked_found)
+        check_parked(&manifest.entries, &parked_found, dlq_complete)
     } else {
         Vec::new()
     };
@@ -199,14 +194,20 @@ pub async fn run(
         .iter()
         .filter(|c| c.verdict == ParkedVerdict::Missing)
         .count();
+    let parked_unseen = parked_checks
+        .iter()
+        .filter(|c| c.verdict == ParkedVerdict::Unseen)
+        .count();
     let not_drained = drained.is_some_and(|(ok, _)| !ok);
-    let failed = missing > 0
+    let problems_found = missing > 0
         || mismatched > 0
         || (args.strict && superseded > 0)
         || parked_wrong > 0
         || parked_missing > 0
         || !wrongly_parked.is_empty()
         || not_drained;
+    // Unseen is not missing, but neither is it found: verify cannot say OK.
+    let failed = problems_found || parked_unseen > 0;
 
     let kind_count = |kind: Kind| sent.iter().filter(|e| e.kind == kind).count();
     let mut human = format!(
@@ -266,7 +267,10 @@ pub async fn run(
         ));
     }
     if checking_dlq && !dlq_complete {
-        human.push_str("the DLQ was not read to the end (too many messages or interrupted)\n");
+        human.push_str(&format!(
+            "the DLQ was not read through ({}): {parked_unseen} messages expected there were not seen, which proves neither that they are there nor that they are missing; run verify again\n",
+            dlq_incomplete_because.as_deref().unwrap_or("partial read")
+        ));
     }
     let point_problems: Vec<String> = checks
         .iter()
@@ -304,6 +308,11 @@ pub async fn run(
                 "  DLQ seq {}: expected reason {}, found {found}",
                 c.seq, c.expected_reason
             ),
+            ParkedVerdict::Unseen => format!(
+                "  DLQ seq {} ({}): not seen (the DLQ was read only in part)",
+                c.seq,
+                c.kind.name()
+            ),
             _ => format!(
                 "  DLQ seq {} ({}): not in the DLQ (expected reason {})",
                 c.seq,
@@ -322,8 +331,10 @@ pub async fn run(
             ));
         }
     }
-    human.push_str(if failed {
+    human.push_str(if problems_found {
         "RESULT: FAILED"
+    } else if failed {
+        "RESULT: INCOMPLETE, the DLQ could not be read through"
     } else {
         "RESULT: OK, everything the manifest expects was found"
     });
@@ -359,6 +370,8 @@ pub async fn run(
             "dlq": checking_dlq.then(|| json!({
                 "read": dlq_looked_at,
                 "complete": dlq_complete,
+                "incomplete_because": dlq_incomplete_because,
+                "unseen": parked_unseen,
                 "expected": parked_checks.len(),
                 "found": parked_ok,
                 "wrong_reason": parked_wrong,

@@ -11,6 +11,8 @@ use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, Queu
 use sfn_mackerel_message::dead_letter as attribute;
 use sfn_mackerel_producer::aws::Sqs;
 
+pub mod pipeline;
+
 pub fn moto_url() -> String {
     std::env::var("MOTO_URL").expect(
         "MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto server, or start one and export MOTO_URL=http://127.0.0.1:PORT",
@@ -66,6 +68,11 @@ pub async fn create_queue(name: &str) -> String {
 
 /// A source queue and its DLQ, wired by a redrive policy. Returns (source, dlq).
 pub async fn queue_pair(prefix: &str) -> (String, String) {
+    queue_pair_moving_after(prefix, 5).await
+}
+
+/// As [`queue_pair`], the redrive policy moving a message after `max_receives` receives.
+pub async fn queue_pair_moving_after(prefix: &str, max_receives: u32) -> (String, String) {
     let sqs = client().await;
     let dlq = create_queue(&unique(&format!("{prefix}-dlq"))).await;
     let arn = sqs
@@ -83,7 +90,8 @@ pub async fn queue_pair(prefix: &str) -> (String, String) {
         .queue_name(unique(prefix))
         .attributes(
             QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives})
+                .to_string(),
         )
         .send()
         .await
@@ -105,6 +113,11 @@ fn text(value: &str) -> MessageAttributeValue {
 /// Puts a message in the DLQ the way the consumer parks it (`reason: None`: the
 /// way the redrive policy moves it, without attributes).
 pub async fn park(dlq: &str, body: &str, reason: Option<&str>) {
+    park_first_sent_at(dlq, body, reason, now() * 1000).await;
+}
+
+/// As [`park`], with the time the message was first sent (epoch milliseconds).
+pub async fn park_first_sent_at(dlq: &str, body: &str, reason: Option<&str>, first_sent_ms: i64) {
     let mut send = client()
         .await
         .send_message()
@@ -120,7 +133,7 @@ pub async fn park(dlq: &str, body: &str, reason: Option<&str>) {
             .message_attributes(attribute::SOURCE_MESSAGE_ID, text("source-id"))
             .message_attributes(
                 attribute::SOURCE_SENT_TIMESTAMP,
-                text(&(now() * 1000).to_string()),
+                text(&first_sent_ms.to_string()),
             );
     }
     send.send().await.unwrap();
@@ -210,6 +223,23 @@ impl Run {
 
 /// Runs `sfn-mackerel ARGS` against moto with static credentials, optionally feeding stdin.
 pub async fn cli_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
+    cli_with(args, stdin, &[]).await
+}
+
+/// Runs `sfn-mackerel ARGS` with these environment variables set too.
+pub async fn cli_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    cli_with(args, None, env).await
+}
+
+/// `--endpoint-url MOTO` followed by `args`, with these environment variables set too.
+pub async fn cli_moto_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let moto = moto_url();
+    let mut all = vec!["--endpoint-url", moto.as_str()];
+    all.extend_from_slice(args);
+    cli_env(&all, env).await
+}
+
+async fn cli_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfn-mackerel"));
     command
@@ -224,6 +254,7 @@ pub async fn cli_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
         .env_remove("MACKEREL_API_BASE")
         .env_remove("SFN_MACKEREL_QUEUE_URL")
         .env_remove("SFN_MACKEREL_DLQ_URL")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,0 +1,75 @@
+//! The consumer and the Mackerel stand-in, in-process, for tests that follow
+//! messages past the CLI: the stand-in with a write and a read key, and the
+//! consumer's own queue runner draining a queue into it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mackerel_standin::{Config, RunningStandIn, StandIn};
+use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
+use sfn_mackerel_consumer::config::Settings;
+use sfn_mackerel_consumer::dlq::SqsDeadLetters;
+use sfn_mackerel_consumer::mackerel::HttpTransport;
+use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
+use sfn_mackerel_consumer::Consumer;
+
+use super::client;
+
+pub const WRITE_KEY: &str = "write-key";
+pub const READ_KEY: &str = "read-key";
+pub const SERVICES: [&str; 2] = ["svc-a", "svc-b"];
+
+pub async fn standin() -> RunningStandIn {
+    let mut config = Config::new()
+        .with_api_key(WRITE_KEY)
+        .with_read_only_api_key(READ_KEY);
+    for service in SERVICES {
+        config = config.with_service(service);
+    }
+    StandIn::start(config).await.unwrap()
+}
+
+/// Drains `queue` through the consumer's queue runner until it is idle for 2 s
+/// (at most 60 s); returns how many messages it deleted (posted or parked).
+pub async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
+    let sqs = client().await;
+    let vars = [
+        ("MACKEREL_API_KEY", WRITE_KEY),
+        ("DLQ_URL", dlq),
+        ("MACKEREL_API_BASE", mackerel),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = Settings::from_vars(&vars).unwrap();
+    let consumer = Consumer::new(
+        settings,
+        HttpTransport::new(mackerel).unwrap(),
+        KeyStore::load(FixedKey(ApiKey::new(WRITE_KEY).unwrap()))
+            .await
+            .unwrap(),
+        SqsDeadLetters {
+            client: sqs.clone(),
+            queue_url: dlq.to_owned(),
+        },
+    );
+    // The consumer's own queue runner, as the demo and a container would run it.
+    let options = RunnerOptions {
+        queue_url: queue.to_owned(),
+        batch_size: 100,
+        batching_window: Duration::from_millis(500),
+        concurrency: 1,
+        visibility_timeout: Some(Duration::from_secs(30)),
+        exit_when_idle: Some(Duration::from_secs(2)),
+    };
+    let (_stop_sender, stop) = tokio::sync::watch::channel(false);
+    let tally = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_queue(Arc::new(consumer), sqs, options, stop),
+    )
+    .await
+    .expect("the runner did not go idle within 60 s")
+    .unwrap();
+    tally.deleted.load(Ordering::Relaxed) as usize
+}
