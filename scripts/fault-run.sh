@@ -3,7 +3,8 @@
 # consumer's queue runner and the Mackerel stand-in while things go wrong:
 #   - 2% malformed messages, 1% with values older than 24 h;
 #   - the stand-in answers 10% of requests with 500, 5% with 429 (half of them
-#     with Retry-After) and lets 2% hang past the consumer's timeout;
+#     with Retry-After), lets 2% hang past the consumer's timeout, answers 2%
+#     with a proxy's 200 page (nothing stored) and cuts 2% off after storing them;
 #   - the runner is killed with SIGKILL twice mid-run and restarted;
 #   - the consumer tries each request only twice, so some batches exhaust their
 #     receives and the queue's redrive policy parks them (reason retries_exhausted).
@@ -35,7 +36,8 @@ key="fault-run-key"
 port="$(free_port)"
 services=(fault-01 fault-02 fault-03 fault-04 fault-05)
 faults=(--fault-seed 20261129 --error-500-fraction 0.10 --too-many-requests-fraction 0.05
-  --retry-after-fraction 0.5 --retry-after-seconds 1 --hang-fraction 0.02 --hang-max-seconds 6)
+  --retry-after-fraction 0.5 --retry-after-seconds 1 --hang-fraction 0.02 --hang-max-seconds 6
+  --not-mackerel-answer-fraction 0.02 --drop-after-store-fraction 0.02)
 (( calm )) && faults=()
 "$bin/mackerel-standin" --listen "127.0.0.1:$port" --api-key "$key" \
   $(printf -- '--service %s ' "${services[@]}") "${faults[@]}" >"$work/standin.log" 2>&1 &

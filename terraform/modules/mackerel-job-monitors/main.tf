@@ -36,21 +36,23 @@ resource "mackerel_monitor" "job_failed" {
 
 # The consumer posts <prefix>.values_posted for every batch it handles. No figure
 # for missing_data_minutes means results stopped arriving: workflows stopped
-# sending, or the queue, the function or the Mackerel key broke.
+# sending, or the queue, the function or the Mackerel key broke. The monitor
+# relies only on whether figures arrive, never on their value: concurrent Lambda
+# instances each post their own totals for a minute and overwrite each other, so
+# a value can show one instance's share of the minute (README: "The pipeline's
+# own figures").
 resource "mackerel_monitor" "pipeline_silent" {
   count = var.pipeline_metrics_service == null ? 0 : 1
 
   name                  = "sfn-mackerel: no results for ${var.missing_data_minutes} minutes"
-  memo                  = "No batch reached Mackerel for ${var.missing_data_minutes} minutes (warning: a batch posted no value at all). Check the workflows' executions, the results queue's age alarm, the DLQ and the consumer's logs."
+  memo                  = "No batch reached Mackerel for ${var.missing_data_minutes} minutes. Check the workflows' executions, the results queue's age alarm, the DLQ and the consumer's logs."
   notification_interval = var.notification_interval
 
   service_metric {
     # Through local.service_name when it is the service created above, to wait for it.
-    service  = var.pipeline_metrics_service == var.service_name ? local.service_name : var.pipeline_metrics_service
-    metric   = "${var.pipeline_metrics_prefix}.values_posted"
-    operator = "<"
-    # A batch that posted nothing (every message parked or failed) is worth a look.
-    warning                   = 1
+    service                   = var.pipeline_metrics_service == var.service_name ? local.service_name : var.pipeline_metrics_service
+    metric                    = "${var.pipeline_metrics_prefix}.values_posted"
+    operator                  = ">"
     duration                  = 1
     max_check_attempts        = 1
     missing_duration_critical = var.missing_data_minutes
