@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sfn_mackerel_message::timestamp::DEFAULT_MAX_FUTURE_SECONDS;
 
-use crate::grouping::MergeRule;
+use sfn_mackerel_message::MergeRule;
 
 /// Where the Mackerel API key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Settings {
             Some(text) => MergeRule::from_name(text).ok_or_else(|| ConfigError::Invalid {
                 name: "MERGE_RULE",
                 value: text.to_owned(),
-                expected: "one of max, min, last, sum".to_owned(),
+                expected: format!("one of {}", MergeRule::NAMES.join(", ")),
             })?,
         };
         let pipeline_metrics = match get("PIPELINE_METRICS_SERVICE") {

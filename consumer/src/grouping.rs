@@ -14,42 +14,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sfn_mackerel_message::merge::Merged;
 use sfn_mackerel_message::Decoded;
-
-/// How values for the same metric name in the same minute become one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeRule {
-    /// The largest value: a `failed = 1` is never hidden by a `failed = 0` in the same minute.
-    Max,
-    /// The smallest value.
-    Min,
-    /// The value with the latest time; on equal times, the one later in the batch.
-    Last,
-    /// The sum (counts). At-least-once delivery can count a redelivered message twice.
-    Sum,
-}
-
-impl MergeRule {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "max" => Some(Self::Max),
-            "min" => Some(Self::Min),
-            "last" => Some(Self::Last),
-            "sum" => Some(Self::Sum),
-            _ => None,
-        }
-    }
-
-    /// Merges two values of one minute (for `Last`, see [`group`]: it needs the times).
-    pub fn merge(self, kept: f64, new: f64) -> f64 {
-        match self {
-            Self::Max => kept.max(new),
-            Self::Min => kept.min(new),
-            Self::Sum => kept + new,
-            Self::Last => new,
-        }
-    }
-}
+pub use sfn_mackerel_message::MergeRule;
 
 /// One value to post, and the messages (batch positions) it was made from.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,8 +65,7 @@ impl<'a> ServicePoints<'a> {
 
 struct Accumulator<'a> {
     point: Point<'a>,
-    /// (time, order in batch) of the value `Last` keeps.
-    last_key: (i64, usize),
+    merged: Merged,
 }
 
 /// Groups decoded messages (with their batch positions) per service and merges
@@ -107,7 +73,7 @@ struct Accumulator<'a> {
 pub fn group<'a>(messages: &'a [(usize, Decoded)], rule: MergeRule) -> Vec<ServicePoints<'a>> {
     let mut by_service: HashMap<&'a str, BTreeMap<(&'a str, i64), Accumulator<'a>>> =
         HashMap::new();
-    let mut order = 0usize;
+    let mut order = 0u64;
     for (source, decoded) in messages {
         let series = by_service.entry(decoded.service.as_str()).or_default();
         for value in &decoded.values {
@@ -124,22 +90,14 @@ pub fn group<'a>(messages: &'a [(usize, Decoded)], rule: MergeRule) -> Vec<Servi
                                 value: value.value,
                                 sources: vec![*source],
                             },
-                            last_key: (value.time, order),
+                            merged: Merged::first(value.value, value.time, order),
                         },
                     );
                 }
                 Some(acc) => {
+                    acc.merged.add(rule, value.value, value.time, order);
                     let point = &mut acc.point;
-                    point.value = if rule == MergeRule::Last {
-                        if (value.time, order) > acc.last_key {
-                            acc.last_key = (value.time, order);
-                            value.value
-                        } else {
-                            point.value
-                        }
-                    } else {
-                        rule.merge(point.value, value.value)
-                    };
+                    point.value = acc.merged.value;
                     point.time = point.time.max(value.time);
                     if point.sources.last() != Some(source) {
                         point.sources.push(*source);
@@ -412,12 +370,5 @@ mod tests {
         let grouped = group(&messages, MergeRule::Max);
         assert_eq!(unit_sources(&grouped[0]), vec![vec![2], vec![0], vec![1]]);
         assert_eq!(grouped[0].series_groups, vec![0..2, 2..3]);
-    }
-
-    #[test]
-    fn merge_rule_names() {
-        assert_eq!(MergeRule::from_name("MAX"), Some(MergeRule::Max));
-        assert_eq!(MergeRule::from_name("last"), Some(MergeRule::Last));
-        assert_eq!(MergeRule::from_name("avg"), None);
     }
 }

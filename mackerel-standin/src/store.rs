@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::validation::MetricValue;
 
-/// Values older than this (relative to the server clock) are answered 200 and dropped.
+/// Values older than this (relative to the server clock) are answered 200 and
+/// dropped. Mackerel's rule, restated here on purpose rather than imported from
+/// the consumer's message crate: the stand-in plays Mackerel, so a mistake in
+/// what the client believes must not silently become what the server does.
 pub const MAX_AGE_SECONDS: i64 = 24 * 60 * 60;
 /// Values further in the future than this are answered 200 and dropped (a guess,
 /// mirroring mackerel-agent; the API documents no bound).

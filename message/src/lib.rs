@@ -5,11 +5,13 @@
 pub mod dead_letter;
 pub mod decode;
 pub mod encode;
+pub mod merge;
 pub mod names;
 pub mod reason;
 pub mod timestamp;
 
 pub use decode::{decode, takes_time_from_sending, DecodeContext, Decoded, MetricValue};
 pub use encode::{OutgoingMessage, OutgoingMetric};
+pub use merge::MergeRule;
 pub use reason::{Rejection, SetAsideReason};
 pub use timestamp::TimeWindow;

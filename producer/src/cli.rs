@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
-use crate::verify::compare::MergeRule;
+use sfn_mackerel_message::dead_letter::DeadLetterReason;
+use sfn_mackerel_message::MergeRule;
 
 /// The operator CLI of the sfn-mackerel pipeline.
 #[derive(Debug, Parser)]
@@ -216,7 +217,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
     /// How the consumer merges values of one (service, name, minute).
-    #[arg(long, value_enum, default_value_t = MergeRule::Max)]
+    #[arg(long, default_value = "max", value_parser = merge_rule)]
     pub merge_rule: MergeRule,
     /// Count a minute overwritten by another value of the run as a mismatch.
     #[arg(long)]
@@ -238,8 +239,8 @@ pub struct PeekArgs {
     #[arg(long, default_value_t = 2)]
     pub samples: usize,
     /// Only these reasons (repeatable), e.g. unknown_service or retries_exhausted.
-    #[arg(long)]
-    pub reason: Vec<String>,
+    #[arg(long, value_parser = DeadLetterReason::parse_known)]
+    pub reason: Vec<DeadLetterReason>,
     /// How long peeked messages stay hidden if this tool dies before handing them back (seconds).
     #[arg(long, default_value_t = 30)]
     pub visibility_timeout: i32,
@@ -265,8 +266,8 @@ pub struct RedriveArgs {
     #[arg(long, value_name = "URL")]
     pub to_queue_url: Option<String>,
     /// Only messages with this reason (repeatable); implies the manual method.
-    #[arg(long)]
-    pub reason: Vec<String>,
+    #[arg(long, value_parser = DeadLetterReason::parse_known)]
+    pub reason: Vec<DeadLetterReason>,
     /// Move at most this many messages; implies the manual method.
     #[arg(long)]
     pub max: Option<u64>,
@@ -304,6 +305,16 @@ pub struct PurgeArgs {
     /// (without it, such a queue is refused: it may be a live results queue).
     #[arg(long)]
     pub allow_non_dlq: bool,
+}
+
+/// Reads a `MERGE_RULE` name, listing the names on a typo.
+fn merge_rule(text: &str) -> Result<MergeRule, String> {
+    MergeRule::from_name(text).ok_or_else(|| {
+        format!(
+            "one of {} (the consumer's MERGE_RULE)",
+            MergeRule::NAMES.join(", ")
+        )
+    })
 }
 
 /// Reads `30s`, `5m`, `1h` or a bare number of seconds.
@@ -387,14 +398,12 @@ const PEEK_EXAMPLES: &str = "Examples:
 
 /// The reason codes, from the one list that defines them.
 fn reasons_help() -> String {
-    let codes: Vec<&str> = sfn_mackerel_message::SetAsideReason::ALL
-        .iter()
-        .map(|reason| reason.code())
+    let codes: Vec<String> = DeadLetterReason::known()
+        .map(|reason| reason.code().to_owned())
         .collect();
     format!(
-        "Reasons: {}, and {} (moved by the queue's redrive policy, without a Reason attribute).",
-        codes.join(", "),
-        crate::dlq::parked::RETRIES_EXHAUSTED
+        "Reasons: {} (the last: moved by the queue's redrive policy, without a Reason attribute).",
+        codes.join(", ")
     )
 }
 

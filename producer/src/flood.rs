@@ -4,23 +4,25 @@
 //! whether SQS took it, and the run ends with throughput and latency figures.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::json;
+use sfn_mackerel_sqs::batch::{send_messages, CallLimits, EntryResult, Outgoing};
 
-use crate::aws::{sqs_error, Sqs};
+use crate::aws::Sqs;
 use crate::cli::FloodArgs;
+use crate::clock::now_seconds;
 use crate::error::{exit, CliError};
 use crate::interrupt::Interrupt;
 use crate::load_shape::{Generator, LoadShape, PlannedMessage};
 use crate::manifest::{self, Header, Kind, ManifestWriter};
-use crate::output::{self, Outcome, Table};
+use crate::output::{self, Outcome, Report, Table};
 use crate::pacing::{Pacer, Percentiles};
 use crate::queue::queue_info;
-use crate::send::now_seconds;
 
 /// SendMessageBatch takes at most 10 entries.
 const BATCH: u64 = 10;
@@ -48,12 +50,19 @@ pub fn shape_from_args(args: &FloodArgs, now: i64, seed: u64, load_test_id: Stri
     }
 }
 
-/// What one SendMessageBatch call did.
+/// What one SendMessageBatch call did: which messages SQS took, why it
+/// refused the others, and how long the call took.
 struct BatchResult {
     messages: Vec<PlannedMessage>,
-    accepted: Vec<bool>,
-    latency: Option<Duration>,
-    error: Option<String>,
+    results: Vec<EntryResult>,
+    latency: Duration,
+}
+
+impl BatchResult {
+    /// A call that took nothing: the endpoint may be dead.
+    fn took_nothing(&self) -> bool {
+        self.results.iter().all(Result::is_err)
+    }
 }
 
 async fn send_batch(
@@ -63,56 +72,16 @@ async fn send_batch(
     messages: Vec<PlannedMessage>,
 ) -> BatchResult {
     pacer.wait(messages.len()).await;
-    let entries: Vec<SendMessageBatchRequestEntry> = messages
+    let bodies: Vec<Outgoing> = messages
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(&m.body)
-                .build()
-                .expect("id and body are set")
-        })
+        .map(|m| Outgoing::new(m.body.clone()))
         .collect();
     let started = Instant::now();
-    let sent = sqs
-        .client
-        .send_message_batch()
-        .queue_url(url)
-        .set_entries(Some(entries))
-        .send()
-        .await;
-    let latency = started.elapsed();
-    let mut accepted = vec![false; messages.len()];
-    match sent {
-        Ok(output) => {
-            for ok in output.successful() {
-                if let Some(slot) = ok
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| accepted.get_mut(i))
-                {
-                    *slot = true;
-                }
-            }
-            let error = output
-                .failed()
-                .first()
-                .map(|f| format!("{} {}", f.code(), f.message().unwrap_or_default()));
-            BatchResult {
-                messages,
-                accepted,
-                latency: Some(latency),
-                error,
-            }
-        }
-        Err(error) => BatchResult {
-            messages,
-            accepted,
-            latency: None,
-            error: Some(sqs_error(sqs, error, "sending a batch", url).to_string()),
-        },
+    let results = send_messages(&sqs.client, url, &bodies, CallLimits::SEQUENTIAL).await;
+    BatchResult {
+        messages,
+        results,
+        latency: started.elapsed(),
     }
 }
 
@@ -137,7 +106,7 @@ pub async fn run(
         return Err(CliError::usage("--count must be at least 1"));
     }
     if args.dry_run {
-        return Ok(dry_run(args, shape));
+        return Ok(Outcome::of(&FloodPreview::of(args.count, shape)));
     }
     queue_info(sqs, &args.queue_url).await?;
 
@@ -208,23 +177,26 @@ pub async fn run(
     let mut consecutive_failed_calls = 0u32;
     let mut gave_up: Option<String> = None;
     while let Some(result) = results.next().await {
-        if let Some(latency) = result.latency {
-            latencies.push(latency);
-            consecutive_failed_calls = 0;
-        } else {
+        if result.took_nothing() {
             consecutive_failed_calls += 1;
+        } else {
+            latencies.push(result.latency);
+            consecutive_failed_calls = 0;
         }
-        if let Some(error) = &result.error {
-            *errors.entry(error.clone()).or_default() += 1;
-        }
-        for (message, accepted) in result.messages.into_iter().zip(result.accepted) {
+        let mut last_error = None;
+        for (message, outcome) in result.messages.into_iter().zip(result.results) {
             let mut entry = message.entry;
-            entry.sent = accepted;
-            if accepted {
-                sent += 1;
-                *sent_by_kind.entry(entry.kind.name()).or_default() += 1;
-            } else {
-                failed += 1;
+            entry.sent = outcome.is_ok();
+            match outcome {
+                Ok(()) => {
+                    sent += 1;
+                    *sent_by_kind.entry(entry.kind.name()).or_default() += 1;
+                }
+                Err(why) => {
+                    failed += 1;
+                    *errors.entry(why.clone()).or_default() += 1;
+                    last_error = Some(why);
+                }
             }
             writer.write(&entry)?;
         }
@@ -236,7 +208,7 @@ pub async fn run(
         ));
         // A dead endpoint would otherwise fail every remaining batch one by one.
         if consecutive_failed_calls >= 3 * args.concurrency.max(1) {
-            gave_up = result.error.clone();
+            gave_up = last_error;
             break;
         }
     }
@@ -245,114 +217,184 @@ pub async fn run(
     bar.finish_and_clear();
     let manifest_path = writer.finish()?;
 
-    let calls = latencies.len();
-    let percentiles = Percentiles::of(&mut latencies);
-    let rate = sent as f64 / elapsed.as_secs_f64().max(0.001);
-    let interrupted = interrupt.is_set();
-    let mut human = format!(
-        "load test {load_test_id} (seed {seed}) to {}\nsent {sent} messages, {failed} failed sends, in {:.1}s: {rate:.0} msg/s ({calls} SendMessageBatch calls, concurrency {})\n",
-        args.queue_url,
-        elapsed.as_secs_f64(),
-        args.concurrency,
-    );
-    let mut kinds = Table::new(&["kind", "sent"]);
-    for kind in [Kind::Valid, Kind::Malformed, Kind::TooOld] {
-        kinds.row(vec![
-            kind.name().to_owned(),
-            sent_by_kind
-                .get(kind.name())
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-        ]);
-    }
-    human.push_str(&kinds.render());
-    human.push_str(&format!(
-        "\nSendMessageBatch latency: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\nmanifest: {}\n",
-        percentiles.p50_ms,
-        percentiles.p90_ms,
-        percentiles.p99_ms,
-        percentiles.max_ms,
-        manifest_path.display()
-    ));
-    for (error, count) in errors.iter().take(5) {
-        human.push_str(&format!("error ({count}x): {error}\n"));
-    }
-    if let Some(error) = &gave_up {
-        human.push_str(&format!(
-            "stopped early: {consecutive_failed_calls} calls in a row failed; last error: {error}\n"
-        ));
-    }
-    if interrupted {
-        human.push_str("interrupted: the manifest lists what was sent before the stop\n");
-    }
-    human.push_str(&format!(
-        "next: let the consumer drain the queue, then `sfn-mackerel verify --manifest {}`",
-        manifest_path.display()
-    ));
-    let exit_code = if gave_up.is_some() && sent == 0 {
-        exit::UNAVAILABLE
-    } else if failed > 0 {
-        exit::PARTIAL
-    } else {
-        exit::OK
+    let report = FloodReport {
+        command: "flood",
+        load_test_id,
+        seed,
+        queue_url: args.queue_url.clone(),
+        manifest: manifest_path,
+        requested: args.count,
+        sent,
+        failed_sends: failed,
+        sent_by_kind,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        achieved_rate: sent as f64 / elapsed.as_secs_f64().max(0.001),
+        target_rate: (args.rate > 0.0).then_some(args.rate),
+        concurrency: args.concurrency,
+        batch_calls: latencies.len(),
+        latency_ms: Percentiles::of(&mut latencies),
+        errors,
+        stopped_early: gave_up,
+        failed_calls_in_a_row: consecutive_failed_calls,
+        interrupted: interrupt.is_set(),
     };
-    Ok(Outcome::new(
-        json!({
-            "command": "flood",
-            "load_test_id": load_test_id,
-            "seed": seed,
-            "queue_url": args.queue_url,
-            "manifest": manifest_path,
-            "requested": args.count,
-            "sent": sent,
-            "failed_sends": failed,
-            "sent_by_kind": sent_by_kind,
-            "elapsed_seconds": elapsed.as_secs_f64(),
-            "achieved_rate": rate,
-            "target_rate": (args.rate > 0.0).then_some(args.rate),
-            "concurrency": args.concurrency,
-            "batch_calls": calls,
-            "latency_ms": percentiles,
-            "errors": errors,
-            "stopped_early": gave_up,
-            "interrupted": interrupted,
-        }),
-        human,
-    )
-    .with_exit_code(exit_code))
+    Ok(Outcome::of(&report))
 }
 
-fn dry_run(args: &FloodArgs, shape: LoadShape) -> Outcome {
-    let preview = args.count.unwrap_or(1_000).min(10_000);
-    let services = shape.services.clone();
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut samples: BTreeMap<&'static str, String> = BTreeMap::new();
-    for planned in Generator::new(shape).take(preview as usize) {
-        let kind = planned.entry.kind.name();
-        *by_kind.entry(kind).or_default() += 1;
-        samples.entry(kind).or_insert(planned.body);
-    }
-    let mut human = format!("dry run: nothing sent. The first {preview} messages would be:\n");
-    let mut table = Table::new(&["kind", "messages", "sample body"]);
-    for (kind, count) in &by_kind {
-        table.row(vec![
-            (*kind).to_owned(),
-            count.to_string(),
-            output::shorten(samples.get(kind).map(String::as_str).unwrap_or(""), 120),
-        ]);
-    }
-    human.push_str(&table.render());
-    human.push_str(&format!("\nservices: {}", services.join(", ")));
-    Outcome::new(
-        json!({
-            "command": "flood",
-            "dry_run": true,
-            "previewed": preview,
-            "by_kind": by_kind,
-            "samples": samples,
-            "services": services,
-        }),
-        human,
-    )
+/// What a flood sent, how fast, and what SQS refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloodReport {
+    pub command: &'static str,
+    pub load_test_id: String,
+    pub seed: u64,
+    pub queue_url: String,
+    pub manifest: PathBuf,
+    pub requested: Option<u64>,
+    pub sent: u64,
+    pub failed_sends: u64,
+    pub sent_by_kind: BTreeMap<&'static str, u64>,
+    pub elapsed_seconds: f64,
+    pub achieved_rate: f64,
+    pub target_rate: Option<f64>,
+    pub concurrency: u32,
+    /// SendMessageBatch calls that SQS took at least one message of.
+    pub batch_calls: usize,
+    pub latency_ms: Percentiles,
+    /// Every reason a message was refused for, with how many it refused.
+    pub errors: BTreeMap<String, u64>,
+    /// The last error, when the flood gave up on an endpoint that took nothing.
+    pub stopped_early: Option<String>,
+    #[serde(skip)]
+    pub failed_calls_in_a_row: u32,
+    pub interrupted: bool,
 }
+
+impl fmt::Display for FloodReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "load test {} (seed {}) to {}\nsent {} messages, {} failed sends, in {:.1}s: {:.0} msg/s ({} SendMessageBatch calls, concurrency {})",
+            self.load_test_id,
+            self.seed,
+            self.queue_url,
+            self.sent,
+            self.failed_sends,
+            self.elapsed_seconds,
+            self.achieved_rate,
+            self.batch_calls,
+            self.concurrency,
+        )?;
+        let mut kinds = Table::new(&["kind", "sent"]);
+        for kind in [Kind::Valid, Kind::Malformed, Kind::TooOld] {
+            let count = self.sent_by_kind.get(kind.name()).copied().unwrap_or(0);
+            kinds.row(vec![kind.name().to_owned(), count.to_string()]);
+        }
+        let latency = &self.latency_ms;
+        writeln!(
+            f,
+            "{}\nSendMessageBatch latency: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\nmanifest: {}",
+            kinds.render(),
+            latency.p50_ms,
+            latency.p90_ms,
+            latency.p99_ms,
+            latency.max_ms,
+            self.manifest.display()
+        )?;
+        for (error, count) in self.errors.iter().take(5) {
+            writeln!(f, "error ({count}x): {error}")?;
+        }
+        if let Some(error) = &self.stopped_early {
+            writeln!(
+                f,
+                "stopped early: {} calls in a row failed; last error: {error}",
+                self.failed_calls_in_a_row
+            )?;
+        }
+        if self.interrupted {
+            writeln!(
+                f,
+                "interrupted: the manifest lists what was sent before the stop"
+            )?;
+        }
+        write!(
+            f,
+            "next: let the consumer drain the queue, then `sfn-mackerel verify --manifest {}`",
+            self.manifest.display()
+        )
+    }
+}
+
+impl Report for FloodReport {
+    fn exit_code(&self) -> u8 {
+        if self.stopped_early.is_some() && self.sent == 0 {
+            exit::UNAVAILABLE
+        } else if self.failed_sends > 0 {
+            exit::PARTIAL
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// What a flood would send: the first messages' kinds and a sample of each.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloodPreview {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub previewed: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub samples: BTreeMap<&'static str, String>,
+    pub services: Vec<String>,
+}
+
+impl FloodPreview {
+    /// The first `count` (at most 10,000; 1,000 by default) messages of the shape.
+    pub fn of(count: Option<u64>, shape: LoadShape) -> Self {
+        let previewed = count.unwrap_or(1_000).min(10_000);
+        let services = shape.services.clone();
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut samples: BTreeMap<&'static str, String> = BTreeMap::new();
+        for planned in Generator::new(shape).take(previewed as usize) {
+            let kind = planned.entry.kind.name();
+            *by_kind.entry(kind).or_default() += 1;
+            samples.entry(kind).or_insert(planned.body);
+        }
+        Self {
+            command: "flood",
+            dry_run: true,
+            previewed,
+            by_kind,
+            samples,
+            services,
+        }
+    }
+}
+
+impl fmt::Display for FloodPreview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "dry run: nothing sent. The first {} messages would be:",
+            self.previewed
+        )?;
+        let mut table = Table::new(&["kind", "messages", "sample body"]);
+        for (kind, count) in &self.by_kind {
+            table.row(vec![
+                (*kind).to_owned(),
+                count.to_string(),
+                output::shorten(
+                    self.samples.get(kind).map(String::as_str).unwrap_or(""),
+                    120,
+                ),
+            ]);
+        }
+        write!(
+            f,
+            "{}\nservices: {}",
+            table.render(),
+            self.services.join(", ")
+        )
+    }
+}
+
+impl Report for FloodPreview {}

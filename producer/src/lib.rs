@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod dlq;
 pub mod error;
 pub mod flood;

@@ -6,16 +6,16 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sfn_mackerel_message::names::{check_metric_name, check_service_name};
-use sfn_mackerel_message::timestamp::format_epoch;
+use sfn_mackerel_message::timestamp::{format_epoch, MACKEREL_RETENTION_SECONDS};
 use sfn_mackerel_message::{OutgoingMessage, OutgoingMetric};
 
 use crate::manifest::{Entry, Kind, ManifestValue};
 
 /// The oldest a valid value may be: 23 h, safely inside the consumer's window
 /// (24 h less a 5-minute margin), with room for a slow flood and a slow drain.
-pub const MAX_SPREAD_MINUTES: u32 = 23 * 60;
+pub const MAX_SPREAD_MINUTES: u32 = ((MACKEREL_RETENTION_SECONDS - 3600) / 60) as u32;
 /// Too-old values are at least this old (25 h): well past Mackerel's 24 h.
-const TOO_OLD_MIN_AGE_SECONDS: i64 = 25 * 3600;
+const TOO_OLD_MIN_AGE_SECONDS: i64 = MACKEREL_RETENTION_SECONDS + 3600;
 /// Bound on the executions table kept in memory.
 pub const MAX_EXECUTIONS: u32 = 1_000_000;
 

@@ -6,8 +6,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::exit;
 
+/// A command's result: one type that serialises for `--json` and displays
+/// for people, so the two can never disagree, and the exit code it deserves.
+pub trait Report: serde::Serialize + std::fmt::Display {
+    fn exit_code(&self) -> u8 {
+        exit::OK
+    }
+}
+
 /// What a command hands back: the machine-readable report, its human
-/// rendering, and the exit code the result deserves.
+/// rendering, and the exit code the result deserves, all from one [`Report`].
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub json: serde_json::Value,
@@ -16,17 +24,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn new(json: serde_json::Value, human: String) -> Self {
+    pub fn of(report: &impl Report) -> Self {
         Self {
-            json,
-            human,
-            exit_code: exit::OK,
+            json: serde_json::to_value(report).unwrap_or_else(
+                |error| serde_json::json!({"error": format!("the report does not serialise: {error}")}),
+            ),
+            human: report.to_string(),
+            exit_code: report.exit_code(),
         }
-    }
-
-    pub fn with_exit_code(mut self, code: u8) -> Self {
-        self.exit_code = code;
-        self
     }
 }
 

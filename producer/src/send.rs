@@ -1,25 +1,19 @@
 //! `send`: one job result on the queue, built and validated the way the
 //! consumer will read it, so a smoke test after a deploy tests the real path.
 
+use std::fmt;
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::json;
 use sfn_mackerel_message::timestamp::{format_epoch, parse_time, DEFAULT_MAX_FUTURE_SECONDS};
 use sfn_mackerel_message::{decode, DecodeContext, Decoded, OutgoingMessage, TimeWindow};
 
 use crate::aws::{sqs_error, Sqs};
 use crate::cli::SendArgs;
+use crate::clock::now_seconds;
 use crate::error::CliError;
-use crate::output::{Outcome, Table};
-
-/// Epoch seconds now.
-pub fn now_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+use crate::output::{Outcome, Report, Table};
 
 /// Builds the body from the flags or reads it from the file / stdin. A value
 /// from the flags is stamped `now` (epoch seconds) unless `--time` says when:
@@ -102,15 +96,6 @@ pub async fn run(sqs: &Sqs, args: &SendArgs) -> Result<Outcome, CliError> {
             )))
         }
     };
-    let values: Vec<serde_json::Value> = decoded
-        .iter()
-        .flat_map(|d| {
-            d.values.iter().map(move |v| {
-                json!({"service": d.service, "name": v.name, "value": v.value, "time": v.time})
-            })
-        })
-        .collect();
-
     let message_id = if args.dry_run {
         None
     } else {
@@ -124,41 +109,90 @@ pub async fn run(sqs: &Sqs, args: &SendArgs) -> Result<Outcome, CliError> {
             .map_err(|e| sqs_error(sqs, e, "sending the message", &args.queue_url))?;
         Some(output.message_id().unwrap_or_default().to_owned())
     };
-
-    let mut human = String::new();
-    match &message_id {
-        Some(id) => human.push_str(&format!("sent message {id} to {}\n", args.queue_url)),
-        None => human.push_str("dry run: nothing sent\n"),
-    }
-    human.push_str(&format!("body: {body}\n"));
-    if !values.is_empty() {
-        let mut table = Table::new(&["service", "name", "value", "time"]);
-        for v in decoded
-            .iter()
-            .flat_map(|d| d.values.iter().map(move |v| (d, v)))
-        {
-            table.row(vec![
-                v.0.service.clone(),
-                v.1.name.clone(),
-                v.1.value.to_string(),
-                format_epoch(v.1.time),
-            ]);
-        }
-        human.push_str(&table.render());
-    }
-    Ok(Outcome::new(
-        json!({
-            "command": "send",
-            "dry_run": args.dry_run,
-            "queue_url": args.queue_url,
-            "message_id": message_id,
-            "body": body,
-            "valid": decoded.is_some(),
-            "values": values,
-        }),
-        human,
-    ))
+    Ok(Outcome::of(&SendReport::of(
+        args,
+        body,
+        decoded.as_ref(),
+        message_id,
+    )))
 }
+
+/// One value of a sent message, as the consumer will read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentValue {
+    pub service: String,
+    pub name: String,
+    pub value: f64,
+    /// Epoch seconds.
+    pub time: i64,
+}
+
+/// What `send` sent, or would send.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendReport {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub queue_url: String,
+    pub message_id: Option<String>,
+    pub body: String,
+    pub valid: bool,
+    pub values: Vec<SentValue>,
+}
+
+impl SendReport {
+    pub fn of(
+        args: &SendArgs,
+        body: String,
+        decoded: Option<&Decoded>,
+        message_id: Option<String>,
+    ) -> Self {
+        let values = decoded
+            .iter()
+            .flat_map(|d| {
+                d.values.iter().map(move |v| SentValue {
+                    service: d.service.clone(),
+                    name: v.name.clone(),
+                    value: v.value,
+                    time: v.time,
+                })
+            })
+            .collect();
+        Self {
+            command: "send",
+            dry_run: args.dry_run,
+            queue_url: args.queue_url.clone(),
+            message_id,
+            body,
+            valid: decoded.is_some(),
+            values,
+        }
+    }
+}
+
+impl fmt::Display for SendReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.message_id {
+            Some(id) => writeln!(f, "sent message {id} to {}", self.queue_url)?,
+            None => writeln!(f, "dry run: nothing sent")?,
+        }
+        writeln!(f, "body: {}", self.body)?;
+        if !self.values.is_empty() {
+            let mut table = Table::new(&["service", "name", "value", "time"]);
+            for v in &self.values {
+                table.row(vec![
+                    v.service.clone(),
+                    v.name.clone(),
+                    v.value.to_string(),
+                    format_epoch(v.time),
+                ]);
+            }
+            write!(f, "{}", table.render())?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for SendReport {}
 
 #[cfg(test)]
 mod tests {

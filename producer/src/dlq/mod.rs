@@ -149,7 +149,7 @@ mod tests {
             message_id: id.to_owned(),
             receipt_handle: format!("rh-{id}"),
             body: String::new(),
-            reason: "too_old".to_owned(),
+            reason: sfn_mackerel_message::dead_letter::DeadLetterReason::RetriesExhausted,
             detail: None,
             source_message_id: None,
             source_sent_ms: None,

@@ -8,16 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use serde::Serialize;
 use sfn_mackerel_message::dead_letter as attribute;
-use sfn_mackerel_message::{
-    decode, takes_time_from_sending, DecodeContext, SetAsideReason, TimeWindow,
-};
+use sfn_mackerel_message::dead_letter::DeadLetterReason;
+use sfn_mackerel_message::timestamp::MACKEREL_RETENTION_SECONDS;
+use sfn_mackerel_message::{decode, takes_time_from_sending, DecodeContext, TimeWindow};
 use sfn_mackerel_sqs::batch::Outgoing;
-
-/// The reason shown for messages the redrive policy moved: they carry no `Reason`.
-pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
-
-/// Mackerel silently drops values older than this.
-pub const MACKEREL_KEEPS_SECONDS: i64 = 24 * 3600;
 
 /// One DLQ message, received.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +19,7 @@ pub struct Parked {
     pub message_id: String,
     pub receipt_handle: String,
     pub body: String,
-    /// A reason code, or [`RETRIES_EXHAUSTED`].
-    pub reason: String,
+    pub reason: DeadLetterReason,
     pub detail: Option<String>,
     pub source_message_id: Option<String>,
     /// When the message was first sent (epoch milliseconds): its
@@ -53,18 +46,11 @@ impl Parked {
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
             .and_then(|v| v.parse::<i64>().ok());
-        let dead_letter_names = [
-            attribute::REASON,
-            attribute::REASON_DETAIL,
-            attribute::SOURCE_MESSAGE_ID,
-            attribute::SOURCE_SENT_TIMESTAMP,
-            attribute::SOURCE_QUEUE_ARN,
-        ];
         Self {
             message_id: message.message_id().unwrap_or_default().to_owned(),
             receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
             body: message.body().unwrap_or_default().to_owned(),
-            reason: text(attribute::REASON).unwrap_or_else(|| RETRIES_EXHAUSTED.to_owned()),
+            reason: DeadLetterReason::of_attribute(text(attribute::REASON).as_deref()),
             detail: text(attribute::REASON_DETAIL),
             source_message_id: text(attribute::SOURCE_MESSAGE_ID),
             source_sent_ms: text(attribute::SOURCE_SENT_TIMESTAMP)
@@ -74,7 +60,7 @@ impl Parked {
                 .is_some_and(|v| v.parse::<i64>().is_ok()),
             other_attributes: attributes
                 .into_iter()
-                .filter(|(name, _)| !dead_letter_names.contains(&name.as_str()))
+                .filter(|(name, _)| !attribute::ALL.contains(&name.as_str()))
                 .collect(),
         }
     }
@@ -122,32 +108,8 @@ impl Parked {
     /// Whether Mackerel would drop its values now (redriving it is pointless).
     pub fn too_old_for_mackerel(&self, now: i64) -> bool {
         self.data_time()
-            .is_some_and(|t| now - t > MACKEREL_KEEPS_SECONDS)
+            .is_some_and(|t| now - t > MACKEREL_RETENTION_SECONDS)
     }
-}
-
-/// Whether redriving a message with this reason unchanged can ever succeed.
-pub fn redrivable(reason: &str) -> bool {
-    reason == RETRIES_EXHAUSTED
-        || SetAsideReason::from_code(reason).is_some_and(SetAsideReason::is_redrivable)
-}
-
-/// Checks `--reason` values against the known codes.
-pub fn check_reasons(reasons: &[String]) -> Result<(), String> {
-    for reason in reasons {
-        if reason != RETRIES_EXHAUSTED && SetAsideReason::from_code(reason).is_none() {
-            let known: Vec<&str> = SetAsideReason::ALL
-                .iter()
-                .map(|r| r.code())
-                .chain([RETRIES_EXHAUSTED])
-                .collect();
-            return Err(format!(
-                "--reason {reason:?} is not a reason code; use one of: {}",
-                known.join(", ")
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A sample message for the report.
@@ -161,7 +123,7 @@ pub struct Sample {
 /// The messages of one reason, summarised.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReasonGroup {
-    pub reason: String,
+    pub reason: DeadLetterReason,
     pub count: usize,
     pub oldest_age_seconds: Option<i64>,
     pub newest_age_seconds: Option<i64>,
@@ -174,7 +136,7 @@ pub struct ReasonGroup {
 
 /// Groups messages by reason, largest group first.
 pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<ReasonGroup> {
-    let mut groups: BTreeMap<&str, Vec<&Parked>> = BTreeMap::new();
+    let mut groups: BTreeMap<&DeadLetterReason, Vec<&Parked>> = BTreeMap::new();
     for message in messages {
         groups.entry(&message.reason).or_default().push(message);
     }
@@ -183,7 +145,7 @@ pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<Rea
         .map(|(reason, members)| {
             let ages: Vec<i64> = members.iter().filter_map(|m| m.age_seconds(now)).collect();
             ReasonGroup {
-                reason: reason.to_owned(),
+                reason: reason.clone(),
                 count: members.len(),
                 oldest_age_seconds: ages.iter().copied().max(),
                 newest_age_seconds: ages.iter().copied().min(),
@@ -191,7 +153,7 @@ pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<Rea
                     .iter()
                     .filter(|m| m.too_old_for_mackerel(now))
                     .count(),
-                redrivable: redrivable(reason),
+                redrivable: reason.is_redrivable(),
                 samples: members
                     .iter()
                     .take(samples)
@@ -204,7 +166,11 @@ pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<Rea
             }
         })
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.reason.code().cmp(b.reason.code()))
+    });
     out
 }
 
@@ -247,9 +213,9 @@ mod tests {
     #[test]
     fn a_message_without_a_reason_was_moved_by_the_redrive_policy() {
         let parked = Parked::from_sqs(&sqs_message("{}", None, NOW * 1000));
-        assert_eq!(parked.reason, RETRIES_EXHAUSTED);
+        assert_eq!(parked.reason.code(), "retries_exhausted");
         let parked = Parked::from_sqs(&sqs_message("{}", Some("unknown_service"), NOW * 1000));
-        assert_eq!(parked.reason, "unknown_service");
+        assert_eq!(parked.reason.code(), "unknown_service");
     }
 
     #[test]
@@ -292,30 +258,12 @@ mod tests {
         .collect();
         let groups = group_by_reason(&messages, NOW, 1);
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].reason, "unknown_service");
+        assert_eq!(groups[0].reason.code(), "unknown_service");
         assert_eq!(groups[0].count, 2);
         assert_eq!(groups[0].oldest_age_seconds, Some(100));
         assert_eq!(groups[0].newest_age_seconds, Some(10));
         assert_eq!(groups[0].samples.len(), 1);
         assert!(groups[0].redrivable);
-        assert_eq!(groups[1].reason, RETRIES_EXHAUSTED);
-    }
-
-    #[test]
-    fn malformed_messages_are_not_worth_a_redrive() {
-        assert!(!redrivable("malformed_json"));
-        assert!(!redrivable("too_old"));
-        assert!(redrivable("unknown_service"));
-        assert!(redrivable(RETRIES_EXHAUSTED));
-    }
-
-    #[test]
-    fn unknown_reason_filters_list_the_known_codes() {
-        assert_eq!(
-            check_reasons(&["too_old".into(), RETRIES_EXHAUSTED.into()]),
-            Ok(())
-        );
-        let error = check_reasons(&["typo".into()]).unwrap_err();
-        assert!(error.contains("unknown_service"), "{error}");
+        assert_eq!(groups[1].reason.code(), "retries_exhausted");
     }
 }

@@ -1,19 +1,153 @@
 //! `dlq peek`: what is in the DLQ and why, without removing anything: messages
 //! are received (hidden), summarised per reason, and handed back at once.
 
+use std::fmt;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
+use sfn_mackerel_message::dead_letter::DeadLetterReason;
 
 use crate::aws::Sqs;
 use crate::cli::PeekArgs;
-use crate::dlq::parked::{check_reasons, group_by_reason};
-use crate::dlq::scan;
+use crate::clock::now_seconds;
+use crate::dlq::parked::{group_by_reason, Parked, ReasonGroup};
+use crate::dlq::{scan, Scan};
 use crate::error::CliError;
 use crate::interrupt::Interrupt;
-use crate::output::{self, age_text, Outcome, Table};
-use crate::queue::{hand_back, queue_info, queue_name};
-use crate::send::now_seconds;
+use crate::output::{self, age_text, Outcome, Report, Table};
+use crate::queue::{hand_back, queue_info, queue_name, Depth};
+
+/// What `dlq peek` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeekReport {
+    pub command: &'static str,
+    pub queue_url: String,
+    pub approximate_depth: Depth,
+    pub looked_at: usize,
+    pub complete: bool,
+    pub incomplete_because: Option<String>,
+    /// Messages matching `--reason` (all when no filter is given).
+    pub shown: usize,
+    pub older_than_24h: usize,
+    pub reasons: Vec<ReasonGroup>,
+    #[serde(skip)]
+    pub filter: Vec<DeadLetterReason>,
+}
+
+impl PeekReport {
+    /// Summarises what a scan saw. Pure: `now` is epoch seconds.
+    pub fn of(
+        queue_url: &str,
+        depth: Depth,
+        scanned: Scan,
+        filter: &[DeadLetterReason],
+        samples: usize,
+        now: i64,
+    ) -> Self {
+        let looked_at = scanned.messages.len();
+        let messages: Vec<Parked> = scanned
+            .messages
+            .into_iter()
+            .filter(|m| filter.is_empty() || filter.contains(&m.reason))
+            .collect();
+        let reasons = group_by_reason(&messages, now, samples);
+        Self {
+            command: "dlq peek",
+            queue_url: queue_url.to_owned(),
+            approximate_depth: depth,
+            looked_at,
+            complete: scanned.complete,
+            incomplete_because: scanned.incomplete_because,
+            shown: messages.len(),
+            older_than_24h: reasons.iter().map(|g| g.too_old_for_mackerel).sum(),
+            reasons,
+            filter: filter.to_vec(),
+        }
+    }
+
+    /// The warning an operator must not miss, if any.
+    pub fn warning(&self) -> Option<String> {
+        (self.older_than_24h > 0).then(|| {
+            format!(
+                "{} messages hold values older than 24 h: Mackerel would silently drop them, so redriving them cannot help",
+                self.older_than_24h
+            )
+        })
+    }
+}
+
+impl fmt::Display for PeekReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let depth = &self.approximate_depth;
+        writeln!(
+            f,
+            "DLQ {}: about {} messages ({} visible, {} in flight); looked at {}{}",
+            queue_name(&self.queue_url),
+            depth.total(),
+            depth.visible,
+            depth.in_flight,
+            self.looked_at,
+            match &self.incomplete_because {
+                None => String::new(),
+                Some(why) => format!(" (not all of it: {why})"),
+            }
+        )?;
+        if self.reasons.is_empty() {
+            write!(f, "no messages")?;
+            if !self.filter.is_empty() {
+                let codes: Vec<&str> = self.filter.iter().map(DeadLetterReason::code).collect();
+                write!(f, " with reason {}", codes.join(" or "))?;
+            }
+            writeln!(f)?;
+        } else {
+            let mut table = Table::new(&[
+                "reason",
+                "count",
+                "oldest",
+                "newest",
+                "values >24h",
+                "redrive?",
+            ]);
+            for group in &self.reasons {
+                table.row(vec![
+                    group.reason.to_string(),
+                    group.count.to_string(),
+                    group.oldest_age_seconds.map(age_text).unwrap_or_default(),
+                    group.newest_age_seconds.map(age_text).unwrap_or_default(),
+                    group.too_old_for_mackerel.to_string(),
+                    if group.redrivable {
+                        "after fixing the cause".to_owned()
+                    } else {
+                        "no: fix the sender".to_owned()
+                    },
+                ]);
+            }
+            writeln!(f, "{}\n\nsamples:", table.render())?;
+            for group in &self.reasons {
+                for sample in &group.samples {
+                    writeln!(
+                        f,
+                        "  [{}] {}\n    {}",
+                        group.reason,
+                        output::shorten(&sample.body, 160),
+                        sample.detail.as_deref().unwrap_or(
+                            "(no detail: moved by the redrive policy after too many receives)"
+                        )
+                    )?;
+                }
+            }
+        }
+        if let Some(warning) = self.warning() {
+            writeln!(f, "\nwarning: {warning}")?;
+        }
+        write!(
+            f,
+            "messages were handed back to the DLQ; nothing was removed"
+        )
+    }
+}
+
+impl Report for PeekReport {}
 
 /// Runs `dlq peek`.
 pub async fn run(
@@ -22,7 +156,6 @@ pub async fn run(
     show_progress: bool,
     interrupt: &Interrupt,
 ) -> Result<Outcome, CliError> {
-    check_reasons(&args.reason).map_err(CliError::Usage)?;
     if !(1..=43_200).contains(&args.visibility_timeout) {
         return Err(CliError::usage(
             "--visibility-timeout must be from 1 to 43200 seconds",
@@ -53,92 +186,16 @@ pub async fn run(
             args.visibility_timeout
         ));
     }
-
-    let now = now_seconds();
-    let looked_at = scanned.messages.len();
-    let messages: Vec<_> = scanned
-        .messages
-        .into_iter()
-        .filter(|m| args.reason.is_empty() || args.reason.contains(&m.reason))
-        .collect();
-    let groups = group_by_reason(&messages, now, args.samples);
-    let too_old: usize = groups.iter().map(|g| g.too_old_for_mackerel).sum();
-
-    let name = queue_name(&args.dlq_url);
-    let mut human = format!(
-        "DLQ {name}: about {} messages ({} visible, {} in flight); looked at {looked_at}{}\n",
-        info.depth.total(),
-        info.depth.visible,
-        info.depth.in_flight,
-        match &scanned.incomplete_because {
-            None => String::new(),
-            Some(why) => format!(" (not all of it: {why})"),
-        }
+    let report = PeekReport::of(
+        &args.dlq_url,
+        info.depth,
+        scanned,
+        &args.reason,
+        args.samples,
+        now_seconds(),
     );
-    if groups.is_empty() {
-        human.push_str("no messages");
-        if !args.reason.is_empty() {
-            human.push_str(&format!(" with reason {}", args.reason.join(" or ")));
-        }
-        human.push('\n');
-    } else {
-        let mut table = Table::new(&[
-            "reason",
-            "count",
-            "oldest",
-            "newest",
-            "values >24h",
-            "redrive?",
-        ]);
-        for group in &groups {
-            table.row(vec![
-                group.reason.clone(),
-                group.count.to_string(),
-                group.oldest_age_seconds.map(age_text).unwrap_or_default(),
-                group.newest_age_seconds.map(age_text).unwrap_or_default(),
-                group.too_old_for_mackerel.to_string(),
-                if group.redrivable {
-                    "after fixing the cause".to_owned()
-                } else {
-                    "no: fix the sender".to_owned()
-                },
-            ]);
-        }
-        human.push_str(&table.render());
-        human.push_str("\n\nsamples:\n");
-        for group in &groups {
-            for sample in &group.samples {
-                human.push_str(&format!(
-                    "  [{}] {}\n    {}\n",
-                    group.reason,
-                    output::shorten(&sample.body, 160),
-                    sample.detail.as_deref().unwrap_or(
-                        "(no detail: moved by the redrive policy after too many receives)"
-                    )
-                ));
-            }
-        }
-    }
-    if too_old > 0 {
-        let warning = format!(
-            "{too_old} messages hold values older than 24 h: Mackerel would silently drop them, so redriving them cannot help"
-        );
+    if let Some(warning) = report.warning() {
         output::warn(&warning);
-        human.push_str(&format!("\nwarning: {warning}\n"));
     }
-    human.push_str("messages were handed back to the DLQ; nothing was removed");
-    Ok(Outcome::new(
-        json!({
-            "command": "dlq peek",
-            "queue_url": args.dlq_url,
-            "approximate_depth": info.depth,
-            "looked_at": looked_at,
-            "complete": scanned.complete,
-            "incomplete_because": scanned.incomplete_because,
-            "shown": messages.len(),
-            "older_than_24h": too_old,
-            "reasons": groups,
-        }),
-        human,
-    ))
+    Ok(Outcome::of(&report))
 }

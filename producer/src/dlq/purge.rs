@@ -2,24 +2,58 @@
 //! repeats the queue's name and only when some queue uses it as its DLQ, so a
 //! pasted command cannot empty the wrong queue (the live results queue, say).
 
-use serde_json::json;
+use std::fmt;
+
+use serde::Serialize;
 
 use crate::aws::{sqs_error, Sqs};
 use crate::cli::PurgeArgs;
 use crate::error::CliError;
-use crate::output::Outcome;
+use crate::output::{Outcome, Report};
 use crate::queue::{dead_letter_sources, queue_info, queue_name};
+
+/// What `dlq purge` did, or would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub queue_url: String,
+    pub approximate_messages: u64,
+}
+
+impl fmt::Display for PurgeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = queue_name(&self.queue_url);
+        let count = self.approximate_messages;
+        if self.dry_run {
+            write!(
+                f,
+                "dry run: purging {name} would delete about {count} messages"
+            )
+        } else {
+            write!(
+                f,
+                "purged {name}: about {count} messages deleted (SQS may take up to 60 s to finish)"
+            )
+        }
+    }
+}
+
+impl Report for PurgeReport {}
 
 /// Runs `dlq purge`.
 pub async fn run(sqs: &Sqs, args: &PurgeArgs) -> Result<Outcome, CliError> {
     let name = queue_name(&args.dlq_url).to_owned();
     let info = queue_info(sqs, &args.dlq_url).await?;
     let count = info.depth.total();
+    let report = PurgeReport {
+        command: "dlq purge",
+        dry_run: args.dry_run,
+        queue_url: args.dlq_url.clone(),
+        approximate_messages: count,
+    };
     if args.dry_run {
-        return Ok(Outcome::new(
-            json!({"command": "dlq purge", "dry_run": true, "queue_url": args.dlq_url, "approximate_messages": count}),
-            format!("dry run: purging {name} would delete about {count} messages"),
-        ));
+        return Ok(Outcome::of(&report));
     }
     if !args.allow_non_dlq && dead_letter_sources(sqs, &args.dlq_url).await?.is_empty() {
         return Err(CliError::usage(format!(
@@ -56,10 +90,5 @@ pub async fn run(sqs: &Sqs, args: &PurgeArgs) -> Result<Outcome, CliError> {
                 sqs_error(sqs, e, "purging the queue", &args.dlq_url)
             }
         })?;
-    Ok(Outcome::new(
-        json!({"command": "dlq purge", "dry_run": false, "queue_url": args.dlq_url, "approximate_messages": count}),
-        format!(
-            "purged {name}: about {count} messages deleted (SQS may take up to 60 s to finish)"
-        ),
-    ))
+    Ok(Outcome::of(&report))
 }

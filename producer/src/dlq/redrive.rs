@@ -5,23 +5,25 @@
 //! source queue accepted them: an interruption can duplicate a message, never lose it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use serde_json::json;
+use serde::Serialize;
+use sfn_mackerel_message::dead_letter::DeadLetterReason;
 use tokio::time::Instant;
 
 use crate::aws::{is_not_supported, sqs_error, Sqs};
 use crate::cli::{RedriveArgs, RedriveMethod};
-use crate::dlq::parked::{check_reasons, group_by_reason, redrivable, Parked};
+use crate::clock::now_seconds;
+use crate::dlq::parked::{group_by_reason, Parked, ReasonGroup};
 use crate::dlq::{scan, Scan};
 use crate::error::{exit, CliError};
 use crate::interrupt::Interrupt;
-use crate::output::{self, Outcome, Table};
+use crate::output::{self, Outcome, Report, Table};
 use crate::pacing::Pacer;
 use crate::queue::{self, dead_letter_sources, hand_back, queue_info, queue_name, QueueInfo};
-use crate::send::now_seconds;
 
 use sfn_mackerel_sqs::batch::{send_messages, CallLimits, Outgoing, MAX_ENTRIES};
 
@@ -49,7 +51,7 @@ pub enum Stop {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ManualFigures {
     pub moved: u64,
-    pub moved_by_reason: BTreeMap<String, u64>,
+    pub moved_by_reason: BTreeMap<DeadLetterReason, u64>,
     /// Received but not matching the filter (handed back, still in the DLQ).
     pub skipped: u64,
     /// The source queue refused them; they stay in the DLQ.
@@ -109,7 +111,6 @@ pub async fn run(
     show_progress: bool,
     interrupt: &Interrupt,
 ) -> Result<Outcome, CliError> {
-    check_reasons(&args.reason).map_err(CliError::Usage)?;
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0) {
             return Err(CliError::usage(
@@ -181,14 +182,24 @@ pub async fn run(
     .await?;
     bar.finish_and_clear();
     let remaining = queue_info(sqs, &args.dlq_url).await.ok().map(|i| i.depth);
-    Ok(manual_outcome(
-        args,
-        &destination,
-        &why,
-        &figures,
-        started.elapsed(),
-        remaining,
-    ))
+    let report = ManualReport {
+        command: "dlq redrive",
+        method: "manual",
+        why,
+        destination: destination.url,
+        stopped: figures.stopped.unwrap_or(Stop::Empty),
+        figures,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        dlq_remaining: remaining,
+        dlq_url: args.dlq_url.clone(),
+        destination_named: destination.explicit,
+        timeout_seconds: args.timeout,
+        max: args.max,
+    };
+    if let Some(warning) = report.warning() {
+        output::warn(&warning);
+    }
+    Ok(Outcome::of(&report))
 }
 
 /// Why a native move task must not move this DLQ, if it must not: it gives
@@ -304,12 +315,19 @@ async fn native(
     output::note(&format!(
         "redrive method: native (StartMessageMoveTask, task {task})"
     ));
-    let destination = destination_arn;
+    let mut report = NativeReport {
+        command: "dlq redrive",
+        method: "native",
+        task_handle: task,
+        status: "RUNNING".to_owned(),
+        moved: None,
+        failure_reason: None,
+        destination: destination_arn,
+        source_arn: dlq.arn.clone(),
+        waited: !args.no_wait,
+    };
     if args.no_wait {
-        return Ok(Outcome::new(
-            json!({"command": "dlq redrive", "method": "native", "task_handle": task, "status": "RUNNING", "destination": destination}),
-            format!("started native move task {task} from {} to {destination}; follow it with `aws sqs list-message-move-tasks --source-arn {}`", dlq.arn, dlq.arn),
-        ));
+        return Ok(Outcome::of(&report));
     }
     let bar = output::progress_bar(
         Some(dlq.depth.visible.max(1)),
@@ -356,39 +374,76 @@ async fn native(
     }
     bar.finish_and_clear();
     let (status, moved, failure) = last;
-    let mut human = format!(
-        "native move task {task}: {status}, about {moved} messages moved from {} to {destination}\n",
-        queue_name(&args.dlq_url)
-    );
-    let exit_code = match status.as_str() {
-        "COMPLETED" => exit::OK,
-        "RUNNING" | "CANCELLING" => {
-            human.push_str(&format!(
-                "the task is still running in SQS (stopped waiting); follow it with `aws sqs list-message-move-tasks --source-arn {}`, stop it with `aws sqs cancel-message-move-task --task-handle <handle>`\n",
-                dlq.arn
-            ));
+    report.status = status;
+    report.moved = Some(moved);
+    report.failure_reason = failure;
+    Ok(Outcome::of(&report))
+}
+
+/// What a native move task did, as far as it was followed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeReport {
+    pub command: &'static str,
+    pub method: &'static str,
+    pub task_handle: String,
+    /// As `ListMessageMoveTasks` last said: RUNNING, COMPLETED, CANCELLED, FAILED...
+    pub status: String,
+    /// About how many moved; `None` when the task was only started (`--no-wait`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    pub destination: String,
+    #[serde(skip)]
+    pub source_arn: String,
+    #[serde(skip)]
+    pub waited: bool,
+}
+
+impl fmt::Display for NativeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let follow = format!(
+            "follow it with `aws sqs list-message-move-tasks --source-arn {}`",
+            self.source_arn
+        );
+        if !self.waited {
+            return write!(
+                f,
+                "started native move task {} from {} to {}; {follow}",
+                self.task_handle, self.source_arn, self.destination
+            );
+        }
+        writeln!(
+            f,
+            "native move task {}: {}, about {} messages moved from {} to {}",
+            self.task_handle,
+            self.status,
+            self.moved.unwrap_or(0),
+            self.source_arn,
+            self.destination
+        )?;
+        match self.status.as_str() {
+            "COMPLETED" => Ok(()),
+            "RUNNING" | "CANCELLING" => writeln!(
+                f,
+                "the task is still running in SQS (stopped waiting); {follow}, stop it with `aws sqs cancel-message-move-task --task-handle <handle>`"
+            ),
+            _ => match &self.failure_reason {
+                Some(reason) => writeln!(f, "failure: {reason}"),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+impl Report for NativeReport {
+    fn exit_code(&self) -> u8 {
+        if !self.waited || self.status == "COMPLETED" {
+            exit::OK
+        } else {
             exit::PARTIAL
         }
-        _ => {
-            if let Some(reason) = &failure {
-                human.push_str(&format!("failure: {reason}\n"));
-            }
-            exit::PARTIAL
-        }
-    };
-    Ok(Outcome::new(
-        json!({
-            "command": "dlq redrive",
-            "method": "native",
-            "task_handle": task,
-            "status": status,
-            "moved": moved,
-            "failure_reason": failure,
-            "destination": destination,
-        }),
-        human,
-    )
-    .with_exit_code(exit_code))
+    }
 }
 
 /// Receive, send, delete: the path with filters, and the fallback.
@@ -496,110 +551,196 @@ pub async fn manual(
     result.map(|()| figures)
 }
 
-fn manual_outcome(
-    args: &RedriveArgs,
-    destination: &Destination,
-    why: &str,
-    figures: &ManualFigures,
-    elapsed: Duration,
-    remaining: Option<queue::Depth>,
-) -> Outcome {
-    let mut human = format!(
-        "redrive by receive/send/delete ({why})\nmoved {} messages from {} to {} in {:.1}s",
-        figures.moved,
-        queue_name(&args.dlq_url),
-        queue_name(&destination.url),
-        elapsed.as_secs_f64()
-    );
-    if !destination.explicit {
-        human.push_str(" (the queue whose redrive policy names this DLQ)");
-    }
-    human.push('\n');
-    if !figures.moved_by_reason.is_empty() {
-        let mut table = Table::new(&["reason", "moved"]);
-        for (reason, count) in &figures.moved_by_reason {
-            table.row(vec![reason.clone(), count.to_string()]);
-        }
-        human.push_str(&table.render());
-        human.push('\n');
-    }
-    let hopeless: u64 = figures
-        .moved_by_reason
-        .iter()
-        .filter(|(reason, _)| !redrivable(reason))
-        .map(|(_, count)| count)
-        .sum();
-    if hopeless > 0 {
-        let warning = format!(
-            "{hopeless} moved messages have a reason a redrive cannot fix (the message itself is wrong); the consumer will park them again"
-        );
-        output::warn(&warning);
-        human.push_str(&format!("warning: {warning}\n"));
-    }
-    if figures.skipped > 0 {
-        human.push_str(&format!(
-            "{} messages did not match --reason and stay in the DLQ\n",
-            figures.skipped
-        ));
-    }
-    if figures.failed_sends > 0 {
-        human.push_str(&format!(
-            "{} messages were refused by {} and stay in the DLQ (last reason: {})\n",
-            figures.failed_sends,
-            queue_name(&destination.url),
-            figures.last_send_error.as_deref().unwrap_or("unknown")
-        ));
-    }
-    if figures.not_deleted > 0 {
-        human.push_str(&format!(
-            "{} messages were sent but could not be deleted from the DLQ: they will be redriven again (delivered twice)\n",
-            figures.not_deleted
-        ));
-    }
-    let stopped = figures.stopped.unwrap_or(Stop::Empty);
-    match stopped {
-        Stop::Timeout => human.push_str(&format!(
-            "stopped after --timeout {}s; run again to continue\n",
-            args.timeout
-        )),
-        Stop::Interrupted => {
-            human.push_str("interrupted after the batch in hand; run again to continue\n")
-        }
-        Stop::Max => human.push_str(&format!(
-            "stopped at --max {}\n",
-            args.max.unwrap_or_default()
-        )),
-        Stop::Empty => {}
-    }
-    if let Some(depth) = remaining {
-        human.push_str(&format!(
-            "the DLQ now holds about {} messages",
-            depth.total()
-        ));
-    }
-    let exit_code = if figures.failed_sends > 0
-        || figures.not_deleted > 0
-        || matches!(stopped, Stop::Timeout | Stop::Interrupted)
-    {
-        exit::PARTIAL
-    } else {
-        exit::OK
-    };
-    Outcome::new(
-        json!({
-            "command": "dlq redrive",
-            "method": "manual",
-            "why": why,
-            "destination": destination.url,
-            "figures": figures,
-            "stopped": stopped,
-            "elapsed_seconds": elapsed.as_secs_f64(),
-            "dlq_remaining": remaining,
-        }),
-        human,
-    )
-    .with_exit_code(exit_code)
+/// What a redrive by receive/send/delete did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManualReport {
+    pub command: &'static str,
+    pub method: &'static str,
+    /// Why this path ran instead of a native move task.
+    pub why: String,
+    pub destination: String,
+    pub figures: ManualFigures,
+    pub stopped: Stop,
+    pub elapsed_seconds: f64,
+    pub dlq_remaining: Option<queue::Depth>,
+    #[serde(skip)]
+    pub dlq_url: String,
+    /// Whether the operator named the destination (else the redrive policy did).
+    #[serde(skip)]
+    pub destination_named: bool,
+    #[serde(skip)]
+    pub timeout_seconds: u64,
+    #[serde(skip)]
+    pub max: Option<u64>,
 }
+
+impl ManualReport {
+    /// Moved messages whose reason a redrive cannot fix: the consumer parks them again.
+    pub fn hopeless(&self) -> u64 {
+        self.figures
+            .moved_by_reason
+            .iter()
+            .filter(|(reason, _)| !reason.is_redrivable())
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    pub fn warning(&self) -> Option<String> {
+        let hopeless = self.hopeless();
+        (hopeless > 0).then(|| {
+            format!(
+                "{hopeless} moved messages have a reason a redrive cannot fix (the message itself is wrong); the consumer will park them again"
+            )
+        })
+    }
+}
+
+impl fmt::Display for ManualReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let figures = &self.figures;
+        write!(
+            f,
+            "redrive by receive/send/delete ({})\nmoved {} messages from {} to {} in {:.1}s",
+            self.why,
+            figures.moved,
+            queue_name(&self.dlq_url),
+            queue_name(&self.destination),
+            self.elapsed_seconds
+        )?;
+        if !self.destination_named {
+            write!(f, " (the queue whose redrive policy names this DLQ)")?;
+        }
+        writeln!(f)?;
+        if !figures.moved_by_reason.is_empty() {
+            let mut table = Table::new(&["reason", "moved"]);
+            for (reason, count) in &figures.moved_by_reason {
+                table.row(vec![reason.to_string(), count.to_string()]);
+            }
+            writeln!(f, "{}", table.render())?;
+        }
+        if let Some(warning) = self.warning() {
+            writeln!(f, "warning: {warning}")?;
+        }
+        if figures.skipped > 0 {
+            writeln!(
+                f,
+                "{} messages did not match --reason and stay in the DLQ",
+                figures.skipped
+            )?;
+        }
+        if figures.failed_sends > 0 {
+            writeln!(
+                f,
+                "{} messages were refused by {} and stay in the DLQ (last reason: {})",
+                figures.failed_sends,
+                queue_name(&self.destination),
+                figures.last_send_error.as_deref().unwrap_or("unknown")
+            )?;
+        }
+        if figures.not_deleted > 0 {
+            writeln!(
+                f,
+                "{} messages were sent but could not be deleted from the DLQ: they will be redriven again (delivered twice)",
+                figures.not_deleted
+            )?;
+        }
+        match self.stopped {
+            Stop::Timeout => writeln!(
+                f,
+                "stopped after --timeout {}s; run again to continue",
+                self.timeout_seconds
+            )?,
+            Stop::Interrupted => writeln!(
+                f,
+                "interrupted after the batch in hand; run again to continue"
+            )?,
+            Stop::Max => writeln!(f, "stopped at --max {}", self.max.unwrap_or_default())?,
+            Stop::Empty => {}
+        }
+        if let Some(depth) = &self.dlq_remaining {
+            write!(f, "the DLQ now holds about {} messages", depth.total())?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for ManualReport {
+    fn exit_code(&self) -> u8 {
+        if self.figures.failed_sends > 0
+            || self.figures.not_deleted > 0
+            || matches!(self.stopped, Stop::Timeout | Stop::Interrupted)
+        {
+            exit::PARTIAL
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// What a redrive would move.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunReport {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub would_move: usize,
+    pub destination: String,
+    pub complete: bool,
+    pub incomplete_because: Option<String>,
+    pub reasons: Vec<ReasonGroup>,
+    #[serde(skip)]
+    pub dlq_url: String,
+}
+
+impl DryRunReport {
+    /// What of a read-through DLQ matches the filters. Pure: `now` is epoch seconds.
+    pub fn of(args: &RedriveArgs, destination: String, scanned: Scan, now: i64) -> Self {
+        let mut matching: Vec<Parked> = scanned
+            .messages
+            .into_iter()
+            .filter(|m| args.reason.is_empty() || args.reason.contains(&m.reason))
+            .collect();
+        if let Some(max) = args.max {
+            matching.truncate(max as usize);
+        }
+        Self {
+            command: "dlq redrive",
+            dry_run: true,
+            would_move: matching.len(),
+            destination,
+            complete: scanned.complete,
+            incomplete_because: scanned.incomplete_because,
+            reasons: group_by_reason(&matching, now, 1),
+            dlq_url: args.dlq_url.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DryRunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "dry run: nothing moved. {} messages would move from {} to {}",
+            self.would_move,
+            queue_name(&self.dlq_url),
+            self.destination
+        )?;
+        let mut table = Table::new(&["reason", "messages", "values >24h", "redrive can fix it"]);
+        for group in &self.reasons {
+            table.row(vec![
+                group.reason.to_string(),
+                group.count.to_string(),
+                group.too_old_for_mackerel.to_string(),
+                if group.redrivable { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+        if !table.is_empty() {
+            write!(f, "{}", table.render())?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for DryRunReport {}
 
 async fn dry_run(
     sqs: &Sqs,
@@ -617,42 +758,10 @@ async fn dry_run(
         interrupt,
     )
     .await?;
-    let mut matching: Vec<Parked> = scanned
-        .messages
-        .into_iter()
-        .filter(|m| args.reason.is_empty() || args.reason.contains(&m.reason))
-        .collect();
-    if let Some(max) = args.max {
-        matching.truncate(max as usize);
-    }
-    let groups = group_by_reason(&matching, now_seconds(), 1);
-    let mut human = format!(
-        "dry run: nothing moved. {} messages would move from {} to {destination}\n",
-        matching.len(),
-        queue_name(&args.dlq_url)
-    );
-    let mut table = Table::new(&["reason", "messages", "values >24h", "redrive can fix it"]);
-    for group in &groups {
-        table.row(vec![
-            group.reason.clone(),
-            group.count.to_string(),
-            group.too_old_for_mackerel.to_string(),
-            if group.redrivable { "yes" } else { "no" }.to_owned(),
-        ]);
-    }
-    if !table.is_empty() {
-        human.push_str(&table.render());
-    }
-    Ok(Outcome::new(
-        json!({
-            "command": "dlq redrive",
-            "dry_run": true,
-            "would_move": matching.len(),
-            "destination": destination,
-            "complete": scanned.complete,
-            "incomplete_because": scanned.incomplete_because,
-            "reasons": groups,
-        }),
-        human,
-    ))
+    Ok(Outcome::of(&DryRunReport::of(
+        args,
+        destination,
+        scanned,
+        now_seconds(),
+    )))
 }

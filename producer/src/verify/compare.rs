@@ -6,17 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::manifest::{Entry, Kind};
+use sfn_mackerel_message::MergeRule;
 
-/// How the consumer merges values of one (service, name, minute); see its MERGE_RULE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeRule {
-    Max,
-    Min,
-    Last,
-    Sum,
-}
+use crate::manifest::{Entry, Kind};
 
 /// Mackerel keeps one value per minute, stamped at the minute's start.
 pub fn minute_of(time: i64) -> i64 {
@@ -58,17 +50,10 @@ pub fn expectations(entries: &[Entry], rule: MergeRule) -> Vec<Expectation> {
     grouped
         .into_iter()
         .map(|((service, name, minute), values)| {
-            let numbers = values.iter().map(|v| v.2);
-            let expected = match rule {
-                MergeRule::Max => numbers.fold(f64::NEG_INFINITY, f64::max),
-                MergeRule::Min => numbers.fold(f64::INFINITY, f64::min),
-                MergeRule::Sum => numbers.sum(),
-                MergeRule::Last => values
-                    .iter()
-                    .max_by_key(|v| (v.0, v.1))
-                    .map(|v| v.2)
-                    .unwrap_or_default(),
-            };
+            // The consumer merges in arrival order; in a flood, that is seq order.
+            let expected = rule
+                .merge_all(values.iter().map(|&(time, seq, value)| (time, seq, value)))
+                .unwrap_or_default();
             Expectation {
                 service: service.to_owned(),
                 name: name.to_owned(),

@@ -6,11 +6,13 @@
 pub mod compare;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 use sfn_mackerel_message::timestamp::format_epoch;
+use sfn_mackerel_message::MergeRule;
 use tokio::time::Instant;
 
 use crate::aws::Sqs;
@@ -21,11 +23,11 @@ use crate::interrupt::Interrupt;
 use crate::load_shape::tag_of;
 use crate::mackerel_read::MackerelReader;
 use crate::manifest::{self, Kind};
-use crate::output::{self, Outcome, Table};
+use crate::output::{self, Outcome, Report, Table};
 use crate::queue::{hand_back, queue_info, Depth};
 use compare::{
-    check_parked, check_points, expectations, unexpectedly_parked, windows, ParkedVerdict,
-    ReadSeries, Verdict,
+    check_parked, check_points, expectations, unexpectedly_parked, windows, Expectation,
+    ParkedCheck, ParkedVerdict, PointCheck, ReadSeries, Verdict,
 };
 
 /// Series read at the same time.
@@ -128,7 +130,6 @@ pub async fn run(
     }
     drop(answers);
     bar.finish_and_clear();
-    let checks = check_points(&expected, &read);
 
     // The DLQ: find this run's messages by their tag.
     let mut parked_found: HashMap<u64, Vec<String>> = HashMap::new();
@@ -164,223 +165,345 @@ pub async fn run(
                     parked_found
                         .entry(seq)
                         .or_default()
-                        .push(message.reason.clone());
+                        .push(message.reason.code().to_owned());
                 }
             }
         }
     }
     let checking_dlq = args.dlq_url.is_some() && !args.skip_dlq;
-    let parked_checks = if checking_dlq {
-        check_parked(&manifest.entries, &parked_found, dlq_complete)
-    } else {
-        Vec::new()
-    };
-    let wrongly_parked = unexpectedly_parked(&manifest.entries, &parked_found);
+    let dlq = checking_dlq.then_some(DlqFindings {
+        looked_at: dlq_looked_at,
+        complete: dlq_complete,
+        incomplete_because: dlq_incomplete_because,
+        found: parked_found,
+    });
+    let report = VerifyReport::of(&manifest, args, drained, reads.len(), &expected, &read, dlq);
+    Ok(Outcome::of(&report))
+}
 
-    let count = |f: &dyn Fn(&Verdict) -> bool| checks.iter().filter(|c| f(&c.verdict)).count();
-    let found = count(&|v| matches!(v, Verdict::Found));
-    let superseded = count(&|v| matches!(v, Verdict::Superseded { .. }));
-    let mismatched = count(&|v| matches!(v, Verdict::Mismatch { .. }));
-    let missing = count(&|v| matches!(v, Verdict::Missing { .. }));
-    let parked_ok = parked_checks
-        .iter()
-        .filter(|c| c.verdict == ParkedVerdict::Found)
-        .count();
-    let parked_wrong = parked_checks
-        .iter()
-        .filter(|c| matches!(c.verdict, ParkedVerdict::WrongReason { .. }))
-        .count();
-    let parked_missing = parked_checks
-        .iter()
-        .filter(|c| c.verdict == ParkedVerdict::Missing)
-        .count();
-    let parked_unseen = parked_checks
-        .iter()
-        .filter(|c| c.verdict == ParkedVerdict::Unseen)
-        .count();
-    let not_drained = drained.is_some_and(|(ok, _)| !ok);
-    let problems_found = missing > 0
-        || mismatched > 0
-        || (args.strict && superseded > 0)
-        || parked_wrong > 0
-        || parked_missing > 0
-        || !wrongly_parked.is_empty()
-        || not_drained;
-    // Unseen is not missing, but neither is it found: verify cannot say OK.
-    let failed = problems_found || parked_unseen > 0;
+/// What was read of the DLQ: this run's messages found there, by sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct DlqFindings {
+    pub looked_at: usize,
+    pub complete: bool,
+    pub incomplete_because: Option<String>,
+    /// The reason codes of this run's messages found in the DLQ, per `seq`.
+    pub found: HashMap<u64, Vec<String>>,
+}
 
-    let kind_count = |kind: Kind| sent.iter().filter(|e| e.kind == kind).count();
-    let mut human = format!(
-        "load test {} ({} messages in the manifest, {} sent: {} valid, {} malformed, {} too old)\n",
-        manifest.header.load_test_id,
-        manifest.entries.len(),
-        sent.len(),
-        kind_count(Kind::Valid),
-        kind_count(Kind::Malformed),
-        kind_count(Kind::TooOld),
-    );
-    if let Some((ok, depth)) = drained {
-        human.push_str(&if ok {
-            "the queue drained\n".to_owned()
-        } else {
-            format!(
-                "the queue did NOT drain within {}s: {} messages left (is the consumer running?)\n",
-                args.timeout,
-                depth.total()
-            )
-        });
-    }
-    let mut table = Table::new(&["check", "expected", "ok", "overwritten", "wrong", "missing"]);
-    table.row(vec![
-        format!("Mackerel points ({} reads)", reads.len()),
-        expected.len().to_string(),
-        found.to_string(),
-        superseded.to_string(),
-        mismatched.to_string(),
-        missing.to_string(),
-    ]);
-    if checking_dlq {
-        table.row(vec![
-            format!("DLQ messages ({dlq_looked_at} read)"),
-            parked_checks.len().to_string(),
-            parked_ok.to_string(),
-            "-".to_owned(),
-            parked_wrong.to_string(),
-            parked_missing.to_string(),
-        ]);
-    }
-    human.push_str(&table.render());
-    human.push('\n');
-    if superseded > 0 {
-        human.push_str(&format!(
-            "{superseded} minutes hold another value of the run than the {:?}-merged one: consumer batches that posted the same minute overwrote each other (Mackerel keeps the last write){}\n",
-            args.merge_rule,
-            if args.strict { "; counted as failures (--strict)" } else { "" }
-        ));
-    }
-    if !wrongly_parked.is_empty() {
-        human.push_str(&format!(
-            "{} valid messages are in the DLQ (first: seq {} with reason {}); `dlq peek` shows why\n",
-            wrongly_parked.len(),
-            wrongly_parked[0].0,
-            wrongly_parked[0].1
-        ));
-    }
-    if checking_dlq && !dlq_complete {
-        human.push_str(&format!(
-            "the DLQ was not read through ({}): {parked_unseen} messages expected there were not seen, which proves neither that they are there nor that they are missing; run verify again\n",
-            dlq_incomplete_because.as_deref().unwrap_or("partial read")
-        ));
-    }
-    let point_problems: Vec<String> = checks
-        .iter()
-        .filter(|c| match c.verdict {
-            Verdict::Found => false,
-            Verdict::Superseded { .. } => args.strict,
-            _ => true,
-        })
-        .map(|c| {
-            let e = &c.expectation;
-            let what = match &c.verdict {
-                Verdict::Missing {
-                    series_exists: false,
-                } => "missing (Mackerel has no such service or metric)".to_owned(),
-                Verdict::Missing { .. } => "missing".to_owned(),
-                Verdict::Mismatch { found } | Verdict::Superseded { found } => {
-                    format!("found {found}")
-                }
-                Verdict::Found => String::new(),
+/// How many messages the manifest holds and how many of them were sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageCounts {
+    pub in_manifest: usize,
+    pub sent: usize,
+    #[serde(skip)]
+    pub valid: usize,
+    #[serde(skip)]
+    pub malformed: usize,
+    #[serde(skip)]
+    pub too_old: usize,
+}
+
+/// Whether the queue drained before the check.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainFinding {
+    pub drained: bool,
+    pub depth: Depth,
+}
+
+/// What Mackerel holds against what it should.
+#[derive(Debug, Clone, Serialize)]
+pub struct MackerelFindings {
+    pub reads: usize,
+    pub expected_points: usize,
+    pub found: usize,
+    pub overwritten: usize,
+    pub mismatched: usize,
+    pub missing: usize,
+    /// The first `--show` points that are not found as expected.
+    pub problems: Vec<PointCheck>,
+    #[serde(skip)]
+    pub all_problems: Vec<PointCheck>,
+}
+
+/// What the DLQ holds against what it should.
+#[derive(Debug, Clone, Serialize)]
+pub struct DlqReport {
+    pub read: usize,
+    pub complete: bool,
+    pub incomplete_because: Option<String>,
+    pub unseen: usize,
+    pub expected: usize,
+    pub found: usize,
+    pub wrong_reason: usize,
+    pub missing: usize,
+    pub problems: Vec<ParkedCheck>,
+    #[serde(skip)]
+    pub all_problems: Vec<ParkedCheck>,
+}
+
+/// What `verify` found, for people and for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub command: &'static str,
+    pub ok: bool,
+    pub load_test_id: String,
+    pub merge_rule: MergeRule,
+    pub strict: bool,
+    pub messages: MessageCounts,
+    pub drained: Option<DrainFinding>,
+    pub mackerel: MackerelFindings,
+    pub dlq: Option<DlqReport>,
+    pub valid_messages_in_dlq: usize,
+    #[serde(skip)]
+    pub wrongly_parked: Vec<(u64, String)>,
+    /// Problems proven (not only a DLQ that could not be read through).
+    #[serde(skip)]
+    pub problems_found: bool,
+    #[serde(skip)]
+    pub timeout_seconds: u64,
+    #[serde(skip)]
+    pub show: usize,
+}
+
+impl VerifyReport {
+    /// Compares what was read with what the manifest expects. Pure.
+    pub fn of(
+        manifest: &manifest::Manifest,
+        args: &VerifyArgs,
+        drained: Option<(bool, Depth)>,
+        reads: usize,
+        expected: &[Expectation],
+        read: &ReadSeries,
+        dlq: Option<DlqFindings>,
+    ) -> Self {
+        let sent: Vec<&manifest::Entry> = manifest.entries.iter().filter(|e| e.sent).collect();
+        let kind_count = |kind: Kind| sent.iter().filter(|e| e.kind == kind).count();
+        let checks = check_points(expected, read);
+        let count = |f: &dyn Fn(&Verdict) -> bool| checks.iter().filter(|c| f(&c.verdict)).count();
+        let overwritten = count(&|v| matches!(v, Verdict::Superseded { .. }));
+        let all_point_problems: Vec<PointCheck> = checks
+            .iter()
+            .filter(|c| match c.verdict {
+                Verdict::Found => false,
+                Verdict::Superseded { .. } => args.strict,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        let mackerel = MackerelFindings {
+            reads,
+            expected_points: expected.len(),
+            found: count(&|v| matches!(v, Verdict::Found)),
+            overwritten,
+            mismatched: count(&|v| matches!(v, Verdict::Mismatch { .. })),
+            missing: count(&|v| matches!(v, Verdict::Missing { .. })),
+            problems: checks
+                .iter()
+                .filter(|c| c.verdict != Verdict::Found)
+                .take(args.show)
+                .cloned()
+                .collect(),
+            all_problems: all_point_problems,
+        };
+        let found_in_dlq = dlq.as_ref().map(|d| d.found.clone()).unwrap_or_default();
+        let wrongly_parked = unexpectedly_parked(&manifest.entries, &found_in_dlq);
+        let dlq = dlq.map(|findings| {
+            let checks = check_parked(&manifest.entries, &findings.found, findings.complete);
+            let count = |f: &dyn Fn(&ParkedVerdict) -> bool| {
+                checks.iter().filter(|c| f(&c.verdict)).count()
             };
-            format!(
-                "  {}/{} at {}: expected {}, {what}",
-                e.service,
-                e.name,
-                format_epoch(e.minute),
-                e.expected
-            )
-        })
-        .collect();
-    let parked_problems: Vec<String> = parked_checks
-        .iter()
-        .filter(|c| c.verdict != ParkedVerdict::Found)
-        .map(|c| match &c.verdict {
-            ParkedVerdict::WrongReason { found } => format!(
-                "  DLQ seq {}: expected reason {}, found {found}",
-                c.seq, c.expected_reason
-            ),
-            ParkedVerdict::Unseen => format!(
-                "  DLQ seq {} ({}): not seen (the DLQ was read only in part)",
-                c.seq,
-                c.kind.name()
-            ),
-            _ => format!(
-                "  DLQ seq {} ({}): not in the DLQ (expected reason {})",
-                c.seq,
-                c.kind.name(),
-                c.expected_reason
-            ),
-        })
-        .collect();
-    for (title, problems) in [("Mackerel", &point_problems), ("DLQ", &parked_problems)] {
-        if !problems.is_empty() {
-            human.push_str(&format!(
-                "{title} problems ({} in all, showing {}):\n{}\n",
-                problems.len(),
-                problems.len().min(args.show),
-                problems[..problems.len().min(args.show)].join("\n")
-            ));
+            let problems: Vec<ParkedCheck> = checks
+                .iter()
+                .filter(|c| c.verdict != ParkedVerdict::Found)
+                .cloned()
+                .collect();
+            DlqReport {
+                read: findings.looked_at,
+                complete: findings.complete,
+                incomplete_because: findings.incomplete_because,
+                unseen: count(&|v| *v == ParkedVerdict::Unseen),
+                expected: checks.len(),
+                found: count(&|v| *v == ParkedVerdict::Found),
+                wrong_reason: count(&|v| matches!(v, ParkedVerdict::WrongReason { .. })),
+                missing: count(&|v| *v == ParkedVerdict::Missing),
+                problems: problems.iter().take(args.show).cloned().collect(),
+                all_problems: problems,
+            }
+        });
+        let not_drained = drained.is_some_and(|(ok, _)| !ok);
+        let problems_found = mackerel.missing > 0
+            || mackerel.mismatched > 0
+            || (args.strict && overwritten > 0)
+            || dlq
+                .as_ref()
+                .is_some_and(|d| d.wrong_reason > 0 || d.missing > 0)
+            || !wrongly_parked.is_empty()
+            || not_drained;
+        // Unseen is not missing, but neither is it found: verify cannot say OK.
+        let unseen = dlq.as_ref().map_or(0, |d| d.unseen);
+        Self {
+            command: "verify",
+            ok: !problems_found && unseen == 0,
+            load_test_id: manifest.header.load_test_id.clone(),
+            merge_rule: args.merge_rule,
+            strict: args.strict,
+            messages: MessageCounts {
+                in_manifest: manifest.entries.len(),
+                sent: sent.len(),
+                valid: kind_count(Kind::Valid),
+                malformed: kind_count(Kind::Malformed),
+                too_old: kind_count(Kind::TooOld),
+            },
+            drained: drained.map(|(drained, depth)| DrainFinding { drained, depth }),
+            mackerel,
+            valid_messages_in_dlq: wrongly_parked.len(),
+            dlq,
+            wrongly_parked,
+            problems_found,
+            timeout_seconds: args.timeout,
+            show: args.show,
         }
     }
-    human.push_str(if problems_found {
-        "RESULT: FAILED"
-    } else if failed {
-        "RESULT: INCOMPLETE, the DLQ could not be read through"
-    } else {
-        "RESULT: OK, everything the manifest expects was found"
-    });
+}
 
-    let listed: Vec<_> = checks
-        .iter()
-        .filter(|c| c.verdict != Verdict::Found)
-        .take(args.show)
-        .collect();
-    let parked_listed: Vec<_> = parked_checks
-        .iter()
-        .filter(|c| c.verdict != ParkedVerdict::Found)
-        .take(args.show)
-        .collect();
-    Ok(Outcome::new(
-        json!({
-            "command": "verify",
-            "ok": !failed,
-            "load_test_id": manifest.header.load_test_id,
-            "merge_rule": args.merge_rule,
-            "strict": args.strict,
-            "messages": {"in_manifest": manifest.entries.len(), "sent": sent.len()},
-            "drained": drained.map(|(ok, depth)| json!({"drained": ok, "depth": depth})),
-            "mackerel": {
-                "reads": reads.len(),
-                "expected_points": expected.len(),
-                "found": found,
-                "overwritten": superseded,
-                "mismatched": mismatched,
-                "missing": missing,
-                "problems": listed,
-            },
-            "dlq": checking_dlq.then(|| json!({
-                "read": dlq_looked_at,
-                "complete": dlq_complete,
-                "incomplete_because": dlq_incomplete_because,
-                "unseen": parked_unseen,
-                "expected": parked_checks.len(),
-                "found": parked_ok,
-                "wrong_reason": parked_wrong,
-                "missing": parked_missing,
-                "problems": parked_listed,
-            })),
-            "valid_messages_in_dlq": wrongly_parked.len(),
-        }),
-        human,
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.messages;
+        writeln!(
+            f,
+            "load test {} ({} messages in the manifest, {} sent: {} valid, {} malformed, {} too old)",
+            self.load_test_id, m.in_manifest, m.sent, m.valid, m.malformed, m.too_old,
+        )?;
+        if let Some(drain) = &self.drained {
+            if drain.drained {
+                writeln!(f, "the queue drained")?;
+            } else {
+                writeln!(
+                    f,
+                    "the queue did NOT drain within {}s: {} messages left (is the consumer running?)",
+                    self.timeout_seconds,
+                    drain.depth.total()
+                )?;
+            }
+        }
+        let points = &self.mackerel;
+        let mut table = Table::new(&["check", "expected", "ok", "overwritten", "wrong", "missing"]);
+        table.row(vec![
+            format!("Mackerel points ({} reads)", points.reads),
+            points.expected_points.to_string(),
+            points.found.to_string(),
+            points.overwritten.to_string(),
+            points.mismatched.to_string(),
+            points.missing.to_string(),
+        ]);
+        if let Some(dlq) = &self.dlq {
+            table.row(vec![
+                format!("DLQ messages ({} read)", dlq.read),
+                dlq.expected.to_string(),
+                dlq.found.to_string(),
+                "-".to_owned(),
+                dlq.wrong_reason.to_string(),
+                dlq.missing.to_string(),
+            ]);
+        }
+        writeln!(f, "{}", table.render())?;
+        if points.overwritten > 0 {
+            writeln!(
+                f,
+                "{} minutes hold another value of the run than the {:?}-merged one: consumer batches that posted the same minute overwrote each other (Mackerel keeps the last write){}",
+                points.overwritten,
+                self.merge_rule,
+                if self.strict { "; counted as failures (--strict)" } else { "" }
+            )?;
+        }
+        if let Some((seq, reasons)) = self.wrongly_parked.first() {
+            writeln!(
+                f,
+                "{} valid messages are in the DLQ (first: seq {seq} with reason {reasons}); `dlq peek` shows why",
+                self.wrongly_parked.len()
+            )?;
+        }
+        if let Some(dlq) = self.dlq.as_ref().filter(|d| !d.complete) {
+            writeln!(
+                f,
+                "the DLQ was not read through ({}): {} messages expected there were not seen, which proves neither that they are there nor that they are missing; run verify again",
+                dlq.incomplete_because.as_deref().unwrap_or("partial read"),
+                dlq.unseen
+            )?;
+        }
+        let point_lines: Vec<String> = points.all_problems.iter().map(point_problem).collect();
+        let parked_lines: Vec<String> = self
+            .dlq
+            .iter()
+            .flat_map(|d| d.all_problems.iter().map(parked_problem))
+            .collect();
+        for (title, lines) in [("Mackerel", &point_lines), ("DLQ", &parked_lines)] {
+            if !lines.is_empty() {
+                let shown = lines.len().min(self.show);
+                writeln!(
+                    f,
+                    "{title} problems ({} in all, showing {shown}):\n{}",
+                    lines.len(),
+                    lines[..shown].join("\n")
+                )?;
+            }
+        }
+        f.write_str(if self.problems_found {
+            "RESULT: FAILED"
+        } else if !self.ok {
+            "RESULT: INCOMPLETE, the DLQ could not be read through"
+        } else {
+            "RESULT: OK, everything the manifest expects was found"
+        })
+    }
+}
+
+impl Report for VerifyReport {
+    fn exit_code(&self) -> u8 {
+        if self.ok {
+            exit::OK
+        } else {
+            exit::FINDINGS
+        }
+    }
+}
+
+fn point_problem(check: &PointCheck) -> String {
+    let e = &check.expectation;
+    let what = match &check.verdict {
+        Verdict::Missing {
+            series_exists: false,
+        } => "missing (Mackerel has no such service or metric)".to_owned(),
+        Verdict::Missing { .. } => "missing".to_owned(),
+        Verdict::Mismatch { found } | Verdict::Superseded { found } => format!("found {found}"),
+        Verdict::Found => String::new(),
+    };
+    format!(
+        "  {}/{} at {}: expected {}, {what}",
+        e.service,
+        e.name,
+        format_epoch(e.minute),
+        e.expected
     )
-    .with_exit_code(if failed { exit::FINDINGS } else { exit::OK }))
+}
+
+fn parked_problem(check: &ParkedCheck) -> String {
+    match &check.verdict {
+        ParkedVerdict::WrongReason { found } => format!(
+            "  DLQ seq {}: expected reason {}, found {found}",
+            check.seq, check.expected_reason
+        ),
+        ParkedVerdict::Unseen => format!(
+            "  DLQ seq {} ({}): not seen (the DLQ was read only in part)",
+            check.seq,
+            check.kind.name()
+        ),
+        _ => format!(
+            "  DLQ seq {} ({}): not in the DLQ (expected reason {})",
+            check.seq,
+            check.kind.name(),
+            check.expected_reason
+        ),
+    }
 }
