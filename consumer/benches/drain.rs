@@ -21,10 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{Credentials, Region};
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use futures::StreamExt;
 use mackerel_standin::{Config, FaultConfig, RunningStandIn, StandIn};
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
@@ -33,6 +30,7 @@ use sfn_mackerel_consumer::dlq::SqsDeadLetters;
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
 use sfn_mackerel_consumer::Consumer;
+use sfn_mackerel_testkit::local::{sqs, LocalQueues, QueueSettings};
 
 const API_KEY: &str = "bench-key";
 const SERVICES: usize = 10;
@@ -42,18 +40,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn sqs() -> aws_sdk_sqs::Client {
-    let moto = std::env::var("MOTO_URL")
-        .expect("MOTO_URL is not set: start moto first (see the header of benches/drain.rs)");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
 }
 
 /// One value per message, as the old design sent them: 10 services, 50 jobs,
@@ -72,20 +58,12 @@ fn bodies(n: usize, now: i64) -> Vec<String> {
         .collect()
 }
 
-async fn fresh_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    let unique = format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
-    sqs.create_queue()
-        .queue_name(unique)
-        .attributes(QueueAttributeName::VisibilityTimeout, "60")
-        .send()
+/// A results queue shaped like the module's (with its DLQ), hiding a received
+/// message for 60 s: longer than any mode's drain takes to delete it.
+async fn fresh_queue(name: &str) -> String {
+    LocalQueues::create(name, QueueSettings::default().visibility(60))
         .await
-        .expect("CreateQueue")
-        .queue_url
-        .expect("a queue URL")
+        .source_url
 }
 
 /// Fills the queue with SendMessageBatch, 8 calls at a time; returns messages per second.
@@ -205,7 +183,7 @@ async fn drain_with_runner(
     latency_ms: u64,
 ) -> (Duration, u64) {
     let standin = standin(latency_ms).await;
-    let dlq_url = fresh_queue(sqs, "bench-dlq").await;
+    let dlq_url = fresh_queue("bench-dlq").await;
     let vars = [
         ("MACKEREL_API_KEY", API_KEY.to_owned()),
         ("DLQ_URL", dlq_url.clone()),
@@ -304,7 +282,7 @@ async fn main() {
     let bodies = bodies(total, now);
     println!("draining {total} messages (one value each, {SERVICES} services), {workers} workers/batches at a time in every mode");
 
-    let queue = fresh_queue(&sqs, "bench-bare").await;
+    let queue = fresh_queue("bench-bare").await;
     let send_rate = fill(&sqs, &queue, &bodies).await;
     let bare = receive_loop(&sqs, &queue, total, workers, |_| async {}).await;
     let bare_rate = total as f64 / bare.as_secs_f64();
@@ -318,11 +296,11 @@ async fn main() {
     );
 
     for latency in latencies {
-        let queue = fresh_queue(&sqs, "bench-consumer").await;
+        let queue = fresh_queue("bench-consumer").await;
         fill(&sqs, &queue, &bodies).await;
         let (consumer_time, consumer_requests) =
             drain_with_runner(&sqs, &queue, total, workers, latency).await;
-        let queue = fresh_queue(&sqs, "bench-old").await;
+        let queue = fresh_queue("bench-old").await;
         fill(&sqs, &queue, &bodies).await;
         let (old_time, old_requests) =
             drain_one_request_per_value(&sqs, &queue, total, workers, latency).await;

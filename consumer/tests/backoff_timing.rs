@@ -1,45 +1,13 @@
 //! The waits between tries, on tokio's paused clock: exponential with full
 //! jitter up to a cap, the server's Retry-After honoured, never past the deadline.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
-use sfn_mackerel_consumer::delivery::{deliver, ChunkOutcome, RetryPolicy, Transport};
+use sfn_mackerel_consumer::delivery::{deliver, ChunkOutcome, RetryPolicy};
 use sfn_mackerel_consumer::retry::{Answer, AttemptResult};
+use sfn_mackerel_testkit::doubles::ScriptedTransport;
 use tokio::time::Instant;
-
-/// Answers from a script and notes when each try started.
-struct ScriptedTransport {
-    answers: Mutex<Vec<AttemptResult>>,
-    tries_at: Arc<Mutex<Vec<Instant>>>,
-}
-
-impl ScriptedTransport {
-    fn new(mut answers: Vec<AttemptResult>) -> Self {
-        answers.reverse();
-        Self {
-            answers: Mutex::new(answers),
-            tries_at: Arc::default(),
-        }
-    }
-
-    fn gaps_ms(&self) -> Vec<u128> {
-        let at = self.tries_at.lock().unwrap();
-        at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
-    }
-}
-
-impl Transport for ScriptedTransport {
-    async fn post_tsdb(&self, _: &str, _: &[u8], _: &ApiKey, _: Duration) -> AttemptResult {
-        self.tries_at.lock().unwrap().push(Instant::now());
-        self.answers.lock().unwrap().pop().unwrap_or(ok())
-    }
-}
-
-fn ok() -> AttemptResult {
-    status(200, None)
-}
 
 fn status(status: u16, retry_after: Option<u64>) -> AttemptResult {
     AttemptResult::Answered(Answer {
@@ -67,7 +35,7 @@ async fn keys() -> KeyStore {
 
 #[tokio::test(start_paused = true)]
 async fn waits_double_up_to_the_cap_at_full_jitter_ceiling() {
-    let transport = ScriptedTransport::new(vec![status(500, None); 5]);
+    let transport = ScriptedTransport::answering(vec![status(500, None); 5]);
     let (outcome, count) = deliver(
         &transport,
         &keys().await,
@@ -84,7 +52,7 @@ async fn waits_double_up_to_the_cap_at_full_jitter_ceiling() {
 
 #[tokio::test(start_paused = true)]
 async fn jitter_picks_a_wait_below_the_ceiling() {
-    let transport = ScriptedTransport::new(vec![status(503, None); 2]);
+    let transport = ScriptedTransport::answering(vec![status(503, None); 2]);
     deliver(
         &transport,
         &keys().await,
@@ -99,7 +67,7 @@ async fn jitter_picks_a_wait_below_the_ceiling() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_waited_out_exactly() {
-    let transport = ScriptedTransport::new(vec![status(429, Some(7))]);
+    let transport = ScriptedTransport::answering(vec![status(429, Some(7))]);
     let (outcome, _) = deliver(
         &transport,
         &keys().await,
@@ -115,7 +83,7 @@ async fn retry_after_is_waited_out_exactly() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_that_would_cross_the_deadline_is_not_started() {
-    let transport = ScriptedTransport::new(vec![status(429, Some(30))]);
+    let transport = ScriptedTransport::answering(vec![status(429, Some(30))]);
     let started = Instant::now();
     let (outcome, count) = deliver(
         &transport,
@@ -136,7 +104,7 @@ async fn a_wait_that_would_cross_the_deadline_is_not_started() {
 
 #[tokio::test(start_paused = true)]
 async fn the_try_budget_counts_the_first_try() {
-    let transport = ScriptedTransport::new(vec![status(500, None); 10]);
+    let transport = ScriptedTransport::answering(vec![status(500, None); 10]);
     let (outcome, count) = deliver(
         &transport,
         &keys().await,

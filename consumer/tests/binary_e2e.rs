@@ -4,17 +4,12 @@
 
 mod support;
 
-use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use mackerel_standin::FaultConfig;
+use sfn_mackerel_testkit::local::{api_key_secret, eventually, moto_url};
+use sfn_mackerel_testkit::runtime_api::{sqs_event, RuntimeApi};
 use support::now;
 use support::pipeline::*;
 
@@ -64,135 +59,33 @@ fn base_command(standin: &str, dlq_url: &str) -> Command {
     command
 }
 
-// ---- Lambda Runtime API on loopback -------------------------------------------------
-
-#[derive(Default)]
-struct RuntimeApi {
-    pending: VecDeque<(String, String)>,
-    responses: Vec<(String, serde_json::Value)>,
-    errors: Vec<String>,
+/// The function's answer to an invocation, within 30 s.
+async fn response_for(api: &RuntimeApi, id: &str) -> serde_json::Value {
+    let invocation = api
+        .answer_to(id, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("the function did not answer {id} within 30 s"));
+    assert_eq!(invocation.error, None, "{id} failed");
+    invocation.response.expect("answered by /response")
 }
 
-type Shared = Arc<Mutex<RuntimeApi>>;
-
-async fn next_invocation(State(api): State<Shared>) -> impl IntoResponse {
-    // Long-polls like the real API, bounded: the test ends long before.
-    for _ in 0..600 {
-        if let Some((id, body)) = api.lock().unwrap().pending.pop_front() {
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64
-                + 15_000;
-            let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-            headers.insert(
-                "lambda-runtime-deadline-ms",
-                deadline.to_string().parse().unwrap(),
-            );
-            headers.insert(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:sfn-mackerel-consumer"
-                    .parse()
-                    .unwrap(),
-            );
-            return (headers, body).into_response();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (axum::http::StatusCode::NO_CONTENT, "").into_response()
-}
-
-async fn invocation_response(
-    State(api): State<Shared>,
-    Path(id): Path<String>,
-    body: String,
-) -> &'static str {
-    let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-    api.lock().unwrap().responses.push((id, value));
-    "{}"
-}
-
-async fn invocation_error(State(api): State<Shared>, body: String) -> &'static str {
-    api.lock().unwrap().errors.push(body);
-    "{}"
-}
-
-async fn start_runtime_api() -> (String, Shared, tokio::task::JoinHandle<()>) {
-    let api: Shared = Arc::default();
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(invocation_response),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/error",
-            post(invocation_error),
-        )
-        .route("/2018-06-01/runtime/init/error", post(invocation_error))
-        .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, api, task)
-}
-
-fn sqs_event(records: &[(&str, String)]) -> String {
-    let records: Vec<serde_json::Value> = records
+fn event(records: &[(&str, String)]) -> String {
+    let records: Vec<(String, String)> = records
         .iter()
-        .map(|(id, body)| {
-            serde_json::json!({
-                "messageId": id, "receiptHandle": "rh", "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": (now() * 1000).to_string(),
-                               "SenderId": "AROA:states", "ApproximateFirstReceiveTimestamp": (now() * 1000).to_string()},
-                "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:results", "awsRegion": "us-east-1"
-            })
-        })
+        .map(|(id, body)| (id.to_string(), body.clone()))
         .collect();
-    serde_json::json!({ "Records": records }).to_string()
-}
-
-async fn response_for(api: &Shared, id: &str) -> serde_json::Value {
-    let mut found = None;
-    eventually(
-        Duration::from_secs(30),
-        "the function answered the invocation",
-        || {
-            let hit = api
-                .lock()
-                .unwrap()
-                .responses
-                .iter()
-                .find(|(rid, _)| rid == id)
-                .map(|(_, v)| v.clone());
-            found = hit.clone();
-            async move { hit.is_some() }
-        },
-    )
-    .await;
-    found.unwrap()
+    sqs_event(&records, 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_answers_sqs_events_with_partial_batch_responses() {
     let standin = standin(&["ORGANIZATION"]).await;
-    let queues = Queues::create(30, 5).await;
-    let secret_id = unique("mackerel-api-key");
-    aws_sdk_secretsmanager::Client::new(&aws().await)
-        .create_secret()
-        .name(&secret_id)
-        .secret_string(format!(r#"{{"MACKEREL_API_KEY": "{API_KEY}"}}"#))
-        .send()
-        .await
-        .unwrap();
-    let (runtime_api, api, _server) = start_runtime_api().await;
+    let queues = queues(30, 5).await;
+    let secret_id = api_key_secret(API_KEY).await;
+    let api = RuntimeApi::start().await;
     let _function = Running(
         base_command(&standin.base_url(), &queues.dlq_url)
-            .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", "sfn-mackerel-consumer")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -211,14 +104,15 @@ async fn the_lambda_binary_answers_sqs_events_with_partial_batch_responses() {
     let unknown =
         serde_json::json!({"service": "NOSUCHSERVICE", "name": "a", "value": 1, "time": time})
             .to_string();
-    api.lock().unwrap().pending.push_back((
-        "invocation-1".into(),
-        sqs_event(&[
+    api.invoke(
+        "invocation-1",
+        event(&[
             ("good", good),
             ("malformed", "{oops".into()),
             ("unknown", unknown),
         ]),
-    ));
+        Duration::from_secs(15),
+    );
 
     let first = response_for(&api, "invocation-1").await;
 
@@ -250,10 +144,11 @@ async fn the_lambda_binary_answers_sqs_events_with_partial_batch_responses() {
         })
         .unwrap();
     let retry = serde_json::json!({"service": "ORGANIZATION", "name": "prd.glue.job.make_alarm.failed", "value": 0, "time": time}).to_string();
-    api.lock()
-        .unwrap()
-        .pending
-        .push_back(("invocation-2".into(), sqs_event(&[("to-retry", retry)])));
+    api.invoke(
+        "invocation-2",
+        event(&[("to-retry", retry)]),
+        Duration::from_secs(15),
+    );
 
     let second = response_for(&api, "invocation-2").await;
 
@@ -261,11 +156,7 @@ async fn the_lambda_binary_answers_sqs_events_with_partial_batch_responses() {
         second,
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "to-retry"}]})
     );
-    assert!(
-        api.lock().unwrap().errors.is_empty(),
-        "{:?}",
-        api.lock().unwrap().errors
-    );
+    assert!(api.init_errors().is_empty(), "{:?}", api.init_errors());
 }
 
 // ---- The poll runner as a process ---------------------------------------------------
@@ -329,7 +220,7 @@ fn stored_values(standin: &mackerel_standin::RunningStandIn) -> usize {
 async fn the_runner_killed_mid_batch_and_restarted_loses_nothing() {
     // Slow answers make sure the kill lands while a batch is in hand.
     let standin = slow_standin_for_ten_services().await;
-    let queues = Queues::create(3, 10).await;
+    let queues = queues(3, 10).await;
     let sent = bodies(10, 30);
     queues.send_all(&sent).await;
 
@@ -389,7 +280,7 @@ async fn the_runner_killed_mid_batch_and_restarted_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_before_exiting() {
     let standin = slow_standin_for_ten_services().await;
-    let queues = Queues::create(30, 10).await;
+    let queues = queues(30, 10).await;
     queues.send_all(&bodies(10, 30)).await;
     let mut runner = Running(
         poll_command(&standin.base_url(), &queues, &[])

@@ -11,7 +11,7 @@ use sfn_mackerel_consumer::dlq::{attribute, SqsDeadLetters};
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::{Consumer, Fate};
 use sfn_mackerel_message::SetAsideReason;
-use support::pipeline::{aws, moto_url, unique};
+use sfn_mackerel_testkit::local::{aws, moto_url, unique};
 use support::*;
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {

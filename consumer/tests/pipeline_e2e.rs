@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mackerel_standin::FaultConfig;
 use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions, RunnerTally};
+use sfn_mackerel_testkit::local::eventually;
 use support::now;
 use support::pipeline::*;
 
@@ -60,7 +61,7 @@ fn value_body(service: &str, name: &str, value: f64, time: i64) -> String {
 async fn every_value_arrives_with_its_original_time_in_far_fewer_requests() {
     let services = ["team-a", "team-b", "team-c"];
     let standin = standin(&services).await;
-    let queues = Queues::create(30, 5).await;
+    let queues = queues(30, 5).await;
     let base = (now() / 60 - 100) * 60;
     let mut bodies = Vec::new();
     let mut expected = BTreeSet::new();
@@ -109,7 +110,7 @@ async fn every_value_arrives_with_its_original_time_in_far_fewer_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
     let standin = standin(&["ORGANIZATION"]).await;
-    let queues = Queues::create(30, 5).await;
+    let queues = queues(30, 5).await;
     let metric = "prd.glue.job.make_order.failed";
     // The shipped monitors average the latest 2 points (terraform: failure_duration = 2).
     let monitor = create_failure_monitor(&standin, "ORGANIZATION", metric, 2).await;
@@ -166,7 +167,7 @@ async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_too_old_messages_end_in_the_dlq_with_their_reasons_and_nothing_else_does() {
     let standin = standin(&["svc"]).await;
-    let queues = Queues::create(30, 5).await;
+    let queues = queues(30, 5).await;
     let good: Vec<String> = (0..20)
         .map(|i| value_body("svc", &format!("job.{i}.failed"), 0.0, now() - 30))
         .collect();
@@ -195,7 +196,7 @@ async fn malformed_and_too_old_messages_end_in_the_dlq_with_their_reasons_and_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_mackerel_fails_messages_come_back_and_arrive_once_it_recovers() {
     let standin = standin(&["svc"]).await;
-    let queues = Queues::create(2, 10).await;
+    let queues = queues(2, 10).await;
     standin
         .set_faults(FaultConfig {
             error_500_fraction: 1.0,
@@ -241,7 +242,7 @@ async fn while_mackerel_fails_messages_come_back_and_arrive_once_it_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_mackerel_fails_for_good_the_redrive_policy_parks_the_messages() {
     let standin = standin(&["svc"]).await;
-    let queues = Queues::create(1, 2).await;
+    let queues = queues(1, 2).await;
     standin
         .set_faults(FaultConfig {
             error_503_fraction: 1.0,

@@ -6,8 +6,8 @@
 //! Time is paused (a current-thread runtime with `start_paused`), so retries,
 //! timeouts and `Retry-After` waits cost no wall time.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -15,13 +15,13 @@ use serde_json::{json, Map, Value};
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::delivery::Transport;
-use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
 use sfn_mackerel_consumer::retry::{Answer as MackerelAnswer, AttemptResult};
 use sfn_mackerel_consumer::{BatchReport, Consumer, Fate, InboundMessage};
 use sfn_mackerel_message::names::{check_metric_name, check_service_name};
 use sfn_mackerel_message::{
     decode, DecodeContext, OutgoingMessage, OutgoingMetric, SetAsideReason, TimeWindow,
 };
+use sfn_mackerel_testkit::doubles::{MemoryDeadLetters, ScriptedTransport, SeenTry};
 
 /// 2026-11-29T19:43:43Z: "now" for every generated batch.
 const NOW: i64 = 1_795_981_423;
@@ -393,14 +393,6 @@ enum Answer {
     Unreachable,
 }
 
-impl Answer {
-    /// Only Mackerel's own success answer means stored: a 202 (a proxy's page)
-    /// does not.
-    fn is_success(&self) -> bool {
-        matches!(self, Answer::Status(200))
-    }
-}
-
 fn answer() -> impl Strategy<Value = Answer> {
     prop_oneof![
         12 => Just(Answer::Status(200)),
@@ -419,130 +411,50 @@ fn answer() -> impl Strategy<Value = Answer> {
 /// Per service: the answers to its first requests, in order, then the answer to all later ones.
 type AnswerScript = (Vec<Answer>, Answer);
 
-/// An [`AnswerScript`] being played: the answers not given yet, then the one for all later requests.
-type ScriptInPlay = (VecDeque<Answer>, Answer);
-
 fn answer_script() -> impl Strategy<Value = AnswerScript> {
     (prop::collection::vec(answer(), 0..6), answer())
 }
 
-/// A request the fake Mackerel received, and how it answered.
-#[derive(Debug, Clone)]
-struct SeenRequest {
-    service: String,
-    body: Vec<u8>,
-    answer: Answer,
-}
-
-/// A Mackerel that answers each service's requests from a generated script.
-#[derive(Clone, Default)]
-struct ScriptedTransport {
-    scripts: Arc<Mutex<HashMap<String, ScriptInPlay>>>,
-    seen: Arc<Mutex<Vec<SeenRequest>>>,
-}
-
-impl ScriptedTransport {
-    fn new(scripts: &[AnswerScript]) -> Self {
-        let scripts = SERVICES
-            .iter()
-            .zip(scripts)
-            .map(|(service, (first, then))| {
-                (
-                    (*service).to_owned(),
-                    (first.iter().cloned().collect(), then.clone()),
-                )
-            })
-            .collect();
-        Self {
-            scripts: Arc::new(Mutex::new(scripts)),
-            seen: Arc::default(),
-        }
-    }
-
-    fn seen(&self) -> Vec<SeenRequest> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Transport for ScriptedTransport {
-    async fn post_tsdb(
-        &self,
-        service: &str,
-        body: &[u8],
-        _key: &ApiKey,
-        timeout: Duration,
-    ) -> AttemptResult {
-        let answer = {
-            let mut scripts = self.scripts.lock().unwrap();
-            let (first, then) = scripts
-                .get_mut(service)
-                .unwrap_or_else(|| panic!("the handler posted to unknown service {service:?}"));
-            first.pop_front().unwrap_or_else(|| then.clone())
-        };
-        self.seen.lock().unwrap().push(SeenRequest {
-            service: service.to_owned(),
-            body: body.to_vec(),
-            answer: answer.clone(),
-        });
+impl Answer {
+    /// What the transport hands the consumer for this answer.
+    fn attempt(&self) -> AttemptResult {
         let answered = |status, retry_after| {
             AttemptResult::Answered(MackerelAnswer {
                 retry_after,
                 ..MackerelAnswer::mackerel(status)
             })
         };
-        match answer {
-            Answer::Status(status) => answered(status, None),
+        match self {
+            Answer::Status(status) => answered(*status, None),
             Answer::TooManyRequests {
                 retry_after_seconds,
-            } => answered(429, Some(Duration::from_secs(retry_after_seconds))),
-            Answer::Timeout => {
-                tokio::time::sleep(timeout).await;
-                AttemptResult::TimedOut
-            }
+            } => answered(429, Some(Duration::from_secs(*retry_after_seconds))),
+            Answer::Timeout => AttemptResult::TimedOut,
             Answer::Unreachable => AttemptResult::Unreachable("connection refused".to_owned()),
         }
     }
 }
 
-/// A message the in-memory DLQ accepted.
-#[derive(Debug, Clone)]
-struct Parked {
-    id: String,
-    reason: SetAsideReason,
-    body: String,
-}
-
-/// A DLQ in memory that refuses the messages at the given batch positions.
-#[derive(Clone, Default)]
-struct RefusingDeadLetters {
-    refused_ids: Arc<HashSet<String>>,
-    parked: Arc<Mutex<Vec<Parked>>>,
-    attempts: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeadLetters for RefusingDeadLetters {
-    async fn park(
-        &self,
-        requests: &[ParkRequest<'_>],
-        _until: tokio::time::Instant,
-    ) -> Vec<Result<(), String>> {
-        requests
+/// A Mackerel that answers each service's requests from a generated script.
+fn scripted_mackerel(scripts: &[AnswerScript]) -> ScriptedTransport {
+    ScriptedTransport::per_service(
+        SERVICES
             .iter()
-            .map(|request| {
-                let id = request.message.id.clone();
-                self.attempts.lock().unwrap().push(id.clone());
-                if self.refused_ids.contains(&id) {
-                    return Err("scripted DLQ refusal".to_owned());
-                }
-                self.parked.lock().unwrap().push(Parked {
-                    id,
-                    reason: request.reason,
-                    body: request.message.body.clone(),
-                });
-                Ok(())
+            .zip(scripts)
+            .map(|(service, (first, then))| {
+                (
+                    (*service).to_owned(),
+                    first.iter().map(Answer::attempt).collect(),
+                    then.attempt(),
+                )
             })
-            .collect()
-    }
+            .collect(),
+    )
+}
+
+/// Whether Mackerel stored what a try carried: only its own success answer says so.
+fn stored(answer: &AttemptResult) -> bool {
+    matches!(answer, AttemptResult::Answered(a) if a.mackerel_success)
 }
 
 /// A generated scenario: the batch, Mackerel's answers per service, which parks
@@ -577,8 +489,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 struct Run {
     inbound: Vec<InboundMessage>,
     report: BatchReport,
-    requests: Vec<SeenRequest>,
-    parked: Vec<Parked>,
+    requests: Vec<SeenTry>,
+    /// (id, reason, body) of each parked message.
+    parked: Vec<(String, SetAsideReason, String)>,
     park_attempts: Vec<String>,
 }
 
@@ -614,8 +527,8 @@ fn run(scenario: &Scenario) -> Run {
             source_queue_arn: None,
         })
         .collect();
-    let transport = ScriptedTransport::new(&scenario.scripts);
-    let dlq = RefusingDeadLetters {
+    let transport = scripted_mackerel(&scenario.scripts);
+    let dlq = MemoryDeadLetters {
         refused_ids: Arc::new(
             scenario
                 .refused_positions
@@ -623,7 +536,7 @@ fn run(scenario: &Scenario) -> Run {
                 .map(|p| format!("m-{p}"))
                 .collect(),
         ),
-        ..RefusingDeadLetters::default()
+        ..MemoryDeadLetters::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -638,8 +551,8 @@ fn run(scenario: &Scenario) -> Run {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(scenario.deadline_ms);
         consumer.handle_at(&inbound, deadline, NOW).await
     });
-    let parked = dlq.parked.lock().unwrap().clone();
-    let park_attempts = dlq.attempts.lock().unwrap().clone();
+    let parked = dlq.parked();
+    let park_attempts = dlq.attempts();
     Run {
         inbound,
         report,
@@ -670,9 +583,9 @@ struct Delivery {
     undelivered: HashSet<PointKey>,
 }
 
-fn delivery(requests: &[SeenRequest]) -> Delivery {
+fn delivery(requests: &[SeenTry]) -> Delivery {
     let mut delivered_bodies: HashSet<(&str, &[u8])> = HashSet::new();
-    for request in requests.iter().filter(|r| r.answer.is_success()) {
+    for request in requests.iter().filter(|r| stored(&r.answer)) {
         delivered_bodies.insert((&request.service, &request.body));
     }
     let mut delivered: HashMap<PointKey, Vec<(i64, f64)>> = HashMap::new();
@@ -749,8 +662,8 @@ fn every_message_ends_in_exactly_one_place(
     prop_assert_eq!(run.report.fates.len(), run.inbound.len());
 
     let mut parked_count: BTreeMap<&str, usize> = BTreeMap::new();
-    for entry in &run.parked {
-        *parked_count.entry(entry.id.as_str()).or_default() += 1;
+    for (id, _, _) in &run.parked {
+        *parked_count.entry(id.as_str()).or_default() += 1;
     }
     let mut attempt_count: BTreeMap<&str, usize> = BTreeMap::new();
     for id in &run.park_attempts {
@@ -787,11 +700,12 @@ fn every_message_ends_in_exactly_one_place(
             Fate::Posted => prop_assert!(posted, "{id} reported Posted, not all values delivered"),
             Fate::Failed => prop_assert!(returned, "{id} is Failed but not reported"),
             Fate::Parked(reason) => {
-                let entry = run.parked.iter().find(|p| p.id == id).ok_or_else(|| {
-                    TestCaseError::fail(format!("{id} reported Parked, not in the DLQ"))
-                })?;
-                prop_assert_eq!(entry.reason, *reason);
-                prop_assert_eq!(&entry.body, &message.body, "the DLQ got a changed body");
+                let (_, parked_reason, parked_body) =
+                    run.parked.iter().find(|p| p.0 == id).ok_or_else(|| {
+                        TestCaseError::fail(format!("{id} reported Parked, not in the DLQ"))
+                    })?;
+                prop_assert_eq!(*parked_reason, *reason);
+                prop_assert_eq!(parked_body, &message.body, "the DLQ got a changed body");
                 let valid = spec.expected_values().is_some();
                 prop_assert_eq!(
                     !is_decode_reason(*reason),

@@ -64,7 +64,7 @@ async fn a_slow_mackerel_never_sees_a_message_twice_when_the_runner_sets_the_vis
         })
         .unwrap();
     // The queue hides a message for 5 s; the runner asks for 60 s.
-    let queues = Queues::create(5, 2).await;
+    let queues = queues(5, 2).await;
     queues.send_all(&bodies(20)).await;
 
     let tally = run(
@@ -121,7 +121,7 @@ impl DeadLetters for SlowDeadLetters {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_in_hand_past_its_visibility_timeout_keeps_its_messages_hidden() {
     let standin = standin(&["svc"]).await;
-    let queues = Queues::create(4, 5).await;
+    let queues = queues(4, 5).await;
     queues
         .send_all(&(0..6).map(|i| format!("not json {i}")).collect::<Vec<_>>())
         .await;
@@ -164,7 +164,7 @@ impl Transport for PanickingTransport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_stops_the_runner_with_an_error() {
-    let queues = Queues::create(30, 5).await;
+    let queues = queues(30, 5).await;
     queues.send_all(&bodies(1)).await;
     let settings = settings("http://127.0.0.1:9", &queues.dlq_url, &[]);
     let consumer = Consumer::new(
@@ -193,7 +193,7 @@ async fn a_worker_that_dies_stops_the_runner_with_an_error() {
 
 #[tokio::test]
 async fn a_batching_window_that_leaves_no_time_to_answer_is_refused_at_start() {
-    let queues = Queues::create(10, 5).await;
+    let queues = queues(10, 5).await;
     let standin = standin(&["svc"]).await;
     let error = run(
         consumer(&standin, &queues, &[]).await,

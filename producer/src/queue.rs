@@ -2,10 +2,8 @@
 //! with every attribute, and handing messages back (visibility 0) when a
 //! command only looked at them.
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use sfn_mackerel_sqs::batch::{change_visibility, delete_messages, CallLimits};
 
 use crate::aws::{sqs_error, Sqs};
 use crate::error::CliError;
@@ -99,71 +97,22 @@ pub async fn receive(
 /// Makes received messages visible again at once. Returns how many could not be
 /// handed back (they return by themselves when their visibility timeout ends).
 pub async fn hand_back(sqs: &Sqs, url: &str, receipt_handles: &[String]) -> usize {
-    let mut failed = 0;
-    for group in receipt_handles.chunks(10) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = group
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
-        match sqs
-            .client
-            .change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => failed += output.failed().len(),
-            Err(_) => failed += group.len(),
-        }
-    }
-    failed
+    change_visibility(&sqs.client, url, receipt_handles, 0, CallLimits::SEQUENTIAL)
+        .await
+        .iter()
+        .filter(|result| result.is_err())
+        .count()
 }
 
 /// Deletes received messages; returns the receipt handles that could not be deleted.
 pub async fn delete(sqs: &Sqs, url: &str, receipt_handles: &[String]) -> Vec<String> {
-    let mut not_deleted = Vec::new();
-    for group in receipt_handles.chunks(10) {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = group
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
-        match sqs
-            .client
-            .delete_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                for failed in output.failed() {
-                    if let Some(handle) =
-                        failed.id().parse::<usize>().ok().and_then(|i| group.get(i))
-                    {
-                        not_deleted.push(handle.clone());
-                    }
-                }
-            }
-            Err(_) => not_deleted.extend(group.iter().cloned()),
-        }
-    }
-    not_deleted
+    delete_messages(&sqs.client, url, receipt_handles, CallLimits::SEQUENTIAL)
+        .await
+        .into_iter()
+        .zip(receipt_handles)
+        .filter(|(result, _)| result.is_err())
+        .map(|(_, handle)| handle.clone())
+        .collect()
 }
 
 /// The queues whose redrive policy names `dlq_url` as their dead-letter queue.

@@ -1,12 +1,13 @@
-//! Test doubles and builders shared by the consumer's integration tests: a
-//! scripted Mackerel-like HTTP server on loopback, an in-memory DLQ, and
-//! message builders. (Each test binary uses a different part of it.)
+//! Builders shared by the consumer's integration tests: a scripted
+//! Mackerel-like HTTP server on loopback, settings, consumers and messages.
+//! The in-memory doubles and the local world come from `sfn-mackerel-testkit`.
+//! (Each test binary uses a different part of it.)
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,19 +16,14 @@ use axum::routing::any;
 use axum::Router;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
-use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
+use sfn_mackerel_consumer::dlq::DeadLetters;
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::{Consumer, InboundMessage};
-use sfn_mackerel_message::SetAsideReason;
 
 pub mod pipeline;
 
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+pub use sfn_mackerel_testkit::doubles::MemoryDeadLetters;
+pub use sfn_mackerel_testkit::local::now;
 
 /// A message as SQS would hand it over, sent `age` seconds ago.
 pub fn inbound(id: &str, body: &str) -> InboundMessage {
@@ -206,49 +202,6 @@ async fn answer(
         );
     }
     response
-}
-
-/// A DLQ kept in memory; can be told to refuse everything.
-#[derive(Default, Clone)]
-pub struct MemoryDeadLetters {
-    pub parked: Arc<Mutex<Vec<(String, SetAsideReason, String)>>>,
-    pub details: Arc<Mutex<Vec<String>>>,
-    pub refuse: bool,
-}
-
-impl MemoryDeadLetters {
-    pub fn parked(&self) -> Vec<(String, SetAsideReason, String)> {
-        self.parked.lock().unwrap().clone()
-    }
-
-    /// The `ReasonDetail` of each parked message, in parking order.
-    pub fn details(&self) -> Vec<String> {
-        self.details.lock().unwrap().clone()
-    }
-}
-
-impl DeadLetters for MemoryDeadLetters {
-    async fn park(
-        &self,
-        requests: &[ParkRequest<'_>],
-        _until: tokio::time::Instant,
-    ) -> Vec<Result<(), String>> {
-        requests
-            .iter()
-            .map(|request| {
-                if self.refuse {
-                    return Err("scripted DLQ failure".to_owned());
-                }
-                self.parked.lock().unwrap().push((
-                    request.message.id.clone(),
-                    request.reason,
-                    request.message.body.clone(),
-                ));
-                self.details.lock().unwrap().push(request.detail.to_owned());
-                Ok(())
-            })
-            .collect()
-    }
 }
 
 /// Settings for tests: a direct key, tiny backoff, short timeouts.

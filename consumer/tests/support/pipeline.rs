@@ -2,11 +2,7 @@
 //! the Mackerel stand-in in-process, and the consumer wired to both.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
-use aws_sdk_sqs::config::{Credentials, Region};
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
-use mackerel_standin::{Config, RunningStandIn, StandIn};
+use mackerel_standin::RunningStandIn;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::dlq::SqsDeadLetters;
@@ -15,170 +11,24 @@ use sfn_mackerel_consumer::Consumer;
 
 pub const API_KEY: &str = "e2e-write-key";
 
-pub fn moto_url() -> String {
-    std::env::var("MOTO_URL").expect(
-        "MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto server, or start one and export MOTO_URL=http://127.0.0.1:PORT",
+pub use sfn_mackerel_testkit::local::LocalQueues as Queues;
+use sfn_mackerel_testkit::local::QueueSettings;
+
+/// A results queue hiding a message for `visibility_seconds`, whose redrive
+/// policy moves it to the DLQ after `max_receives`.
+pub async fn queues(visibility_seconds: u32, max_receives: u32) -> Queues {
+    Queues::create(
+        "results",
+        QueueSettings::default()
+            .visibility(visibility_seconds)
+            .moving_after(max_receives),
     )
+    .await
 }
 
-pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await
-}
-
-pub fn unique(prefix: &str) -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_007)
-}
-
-/// A source queue whose redrive policy moves a message to the DLQ after `max_receives`.
-pub struct Queues {
-    pub sqs: aws_sdk_sqs::Client,
-    pub source_url: String,
-    pub dlq_url: String,
-}
-
-impl Queues {
-    pub async fn create(visibility_seconds: u32, max_receives: u32) -> Self {
-        let sqs = aws_sdk_sqs::Client::new(&aws().await);
-        let name = unique("results");
-        let dlq_url = sqs
-            .create_queue()
-            .queue_name(format!("{name}-dlq"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let dlq_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()});
-        let source_url = sqs
-            .create_queue()
-            .queue_name(&name)
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                visibility_seconds.to_string(),
-            )
-            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        Self {
-            sqs,
-            source_url,
-            dlq_url,
-        }
-    }
-
-    pub async fn send_all(&self, bodies: &[String]) {
-        for (n, group) in bodies.chunks(10).enumerate() {
-            let entries: Vec<_> = group
-                .iter()
-                .enumerate()
-                .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("{n}-{i}"))
-                        .message_body(body)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            let out = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.source_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .unwrap();
-            assert!(out.failed().is_empty(), "{:?}", out.failed());
-        }
-    }
-
-    /// Visible plus in-flight messages of a queue.
-    pub async fn depth(&self, url: &str) -> u64 {
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap_or_default();
-        [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|name| {
-            attrs
-                .get(name)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
-    }
-
-    /// Reads every DLQ message (without deleting it): (body, Reason attribute).
-    pub async fn dlq_contents(&self) -> Vec<(String, Option<String>)> {
-        let mut found = Vec::new();
-        for _ in 0..200 {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .message_attribute_names("All")
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
-                let reason = m
-                    .message_attributes()
-                    .and_then(|a| a.get("Reason"))
-                    .and_then(|v| v.string_value())
-                    .map(str::to_owned);
-                found.push((m.body.unwrap_or_default(), reason));
-            }
-        }
-        found
-    }
-}
-
+/// The stand-in with the end-to-end key and these services.
 pub async fn standin(services: &[&str]) -> RunningStandIn {
-    let mut config = Config::new().with_api_key(API_KEY).with_fault_seed(7);
-    for service in services {
-        config = config.with_service(*service);
-    }
-    StandIn::start(config).await.unwrap()
+    sfn_mackerel_testkit::local::standin(API_KEY, None, services).await
 }
 
 pub type E2eConsumer = Consumer<HttpTransport, SqsDeadLetters>;
@@ -263,20 +113,4 @@ pub async fn open_alerts(standin: &RunningStandIn) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Waits (bounded) until `check` holds, polling every 100 ms.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {limit:?}: {what}");
 }

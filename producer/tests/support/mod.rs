@@ -3,46 +3,20 @@
 //! consumer's, and running the built `sfn-mackerel` binary.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_sqs::config::{Credentials, Region};
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use sfn_mackerel_message::dead_letter as attribute;
 use sfn_mackerel_producer::aws::Sqs;
 
 pub mod pipeline;
 
-pub fn moto_url() -> String {
-    std::env::var("MOTO_URL").expect(
-        "MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto server, or start one and export MOTO_URL=http://127.0.0.1:PORT",
-    )
-}
+pub use sfn_mackerel_testkit::local::{moto_url, now, unique};
+use sfn_mackerel_testkit::local::{LocalQueues, QueueSettings};
 
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A queue name no other test (or earlier run against the same moto) uses.
-pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
+/// An SQS client on moto.
 pub async fn client() -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+    sfn_mackerel_testkit::local::sqs().await
 }
 
 /// The CLI's SQS handle, pointed at moto.
@@ -68,38 +42,18 @@ pub async fn create_queue(name: &str) -> String {
 
 /// A source queue and its DLQ, wired by a redrive policy. Returns (source, dlq).
 pub async fn queue_pair(prefix: &str) -> (String, String) {
-    queue_pair_moving_after(prefix, 5).await
+    queue_pair_moving_after(prefix, QueueSettings::default().max_receive_count).await
 }
 
-/// As [`queue_pair`], the redrive policy moving a message after `max_receives` receives.
+/// As [`queue_pair`], the redrive policy moving a message after `max_receives`
+/// receives. The visibility timeout is SQS's default (30 s), not the module's:
+/// tests that receive a message again wait for it.
 pub async fn queue_pair_moving_after(prefix: &str, max_receives: u32) -> (String, String) {
-    let sqs = client().await;
-    let dlq = create_queue(&unique(&format!("{prefix}-dlq"))).await;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let source = sqs
-        .create_queue()
-        .queue_name(unique(prefix))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    (source, dlq)
+    let settings = QueueSettings::default()
+        .visibility(30)
+        .moving_after(max_receives);
+    let queues = LocalQueues::create(prefix, settings).await;
+    (queues.source_url, queues.dlq_url)
 }
 
 fn text(value: &str) -> MessageAttributeValue {
@@ -187,18 +141,7 @@ pub async fn drain(url: &str) -> Vec<aws_sdk_sqs::types::Message> {
 
 /// Messages waiting or in flight in a queue.
 pub async fn depth(url: &str) -> u64 {
-    let attrs = client()
-        .await
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    let attrs: HashMap<QueueAttributeName, String> =
-        attrs.attributes().cloned().unwrap_or_default();
-    attrs.values().map(|v| v.parse::<u64>().unwrap()).sum()
+    sfn_mackerel_testkit::local::depth(&client().await, url).await
 }
 
 /// What a run of the binary gave.

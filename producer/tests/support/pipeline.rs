@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mackerel_standin::{Config, RunningStandIn, StandIn};
+use mackerel_standin::RunningStandIn;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::dlq::SqsDeadLetters;
@@ -20,14 +20,9 @@ pub const WRITE_KEY: &str = "write-key";
 pub const READ_KEY: &str = "read-key";
 pub const SERVICES: [&str; 2] = ["svc-a", "svc-b"];
 
+/// The stand-in with a write key, a read-only key and [`SERVICES`].
 pub async fn standin() -> RunningStandIn {
-    let mut config = Config::new()
-        .with_api_key(WRITE_KEY)
-        .with_read_only_api_key(READ_KEY);
-    for service in SERVICES {
-        config = config.with_service(service);
-    }
-    StandIn::start(config).await.unwrap()
+    sfn_mackerel_testkit::local::standin(WRITE_KEY, Some(READ_KEY), &SERVICES).await
 }
 
 /// Drains `queue` through the consumer's queue runner until it is idle for 2 s

@@ -1,0 +1,151 @@
+//! The consumer's test doubles, in memory: a Mackerel that answers each try
+//! from a script, and a DLQ that keeps what it is given (or refuses it).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sfn_mackerel_consumer::api_key::ApiKey;
+use sfn_mackerel_consumer::delivery::Transport;
+use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
+use sfn_mackerel_consumer::retry::AttemptResult;
+use sfn_mackerel_message::SetAsideReason;
+use tokio::time::Instant;
+
+/// One try the scripted Mackerel saw, and how it answered.
+#[derive(Debug, Clone)]
+pub struct SeenTry {
+    pub service: String,
+    pub body: Vec<u8>,
+    pub at: Instant,
+    pub answer: AttemptResult,
+}
+
+/// A script in play: the answers not given yet, then the one for every later try.
+type Script = (VecDeque<AttemptResult>, AttemptResult);
+
+/// A Mackerel in memory that answers each service's tries from a script. A
+/// scripted `TimedOut` takes the whole request timeout, as a real one does.
+#[derive(Clone, Default)]
+pub struct ScriptedTransport {
+    scripts: Arc<Mutex<HashMap<String, Script>>>,
+    default: Arc<Mutex<Option<Script>>>,
+    seen: Arc<Mutex<Vec<SeenTry>>>,
+}
+
+impl ScriptedTransport {
+    /// Every service's tries get these answers in order, then Mackerel's 200.
+    pub fn answering(answers: Vec<AttemptResult>) -> Self {
+        let transport = Self::default();
+        *transport.default.lock().unwrap() = Some((answers.into(), AttemptResult::mackerel(200)));
+        transport
+    }
+
+    /// Each service gets its own answers, then its own answer to every later try.
+    pub fn per_service(scripts: Vec<(String, Vec<AttemptResult>, AttemptResult)>) -> Self {
+        let transport = Self::default();
+        *transport.scripts.lock().unwrap() = scripts
+            .into_iter()
+            .map(|(service, first, then)| (service, (first.into(), then)))
+            .collect();
+        transport
+    }
+
+    /// Every try so far, in order.
+    pub fn seen(&self) -> Vec<SeenTry> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The gaps between consecutive tries, in milliseconds.
+    pub fn gaps_ms(&self) -> Vec<u128> {
+        let seen = self.seen.lock().unwrap();
+        seen.windows(2)
+            .map(|w| (w[1].at - w[0].at).as_millis())
+            .collect()
+    }
+
+    fn next_answer(&self, service: &str) -> AttemptResult {
+        let mut scripts = self.scripts.lock().unwrap();
+        if let Some((first, then)) = scripts.get_mut(service) {
+            return first.pop_front().unwrap_or_else(|| then.clone());
+        }
+        let mut default = self.default.lock().unwrap();
+        let (first, then) = default
+            .as_mut()
+            .unwrap_or_else(|| panic!("the handler posted to unscripted service {service:?}"));
+        first.pop_front().unwrap_or_else(|| then.clone())
+    }
+}
+
+impl Transport for ScriptedTransport {
+    async fn post_tsdb(
+        &self,
+        service: &str,
+        body: &[u8],
+        _key: &ApiKey,
+        timeout: Duration,
+    ) -> AttemptResult {
+        let answer = self.next_answer(service);
+        self.seen.lock().unwrap().push(SeenTry {
+            service: service.to_owned(),
+            body: body.to_vec(),
+            at: Instant::now(),
+            answer: answer.clone(),
+        });
+        if answer == AttemptResult::TimedOut {
+            tokio::time::sleep(timeout).await;
+        }
+        answer
+    }
+}
+
+/// A DLQ kept in memory that can refuse everything, or chosen messages.
+#[derive(Default, Clone)]
+pub struct MemoryDeadLetters {
+    /// (message id, reason, body) of every parked message, in parking order.
+    pub parked: Arc<Mutex<Vec<(String, SetAsideReason, String)>>>,
+    /// The `ReasonDetail` of each parked message, in the same order.
+    pub details: Arc<Mutex<Vec<String>>>,
+    /// Every message id offered to the DLQ, parked or refused.
+    pub attempts: Arc<Mutex<Vec<String>>>,
+    /// Refuse every message.
+    pub refuse: bool,
+    /// Refuse these message ids.
+    pub refused_ids: Arc<HashSet<String>>,
+}
+
+impl MemoryDeadLetters {
+    pub fn parked(&self) -> Vec<(String, SetAsideReason, String)> {
+        self.parked.lock().unwrap().clone()
+    }
+
+    pub fn details(&self) -> Vec<String> {
+        self.details.lock().unwrap().clone()
+    }
+
+    pub fn attempts(&self) -> Vec<String> {
+        self.attempts.lock().unwrap().clone()
+    }
+}
+
+impl DeadLetters for MemoryDeadLetters {
+    async fn park(&self, requests: &[ParkRequest<'_>], _until: Instant) -> Vec<Result<(), String>> {
+        requests
+            .iter()
+            .map(|request| {
+                let id = request.message.id.clone();
+                self.attempts.lock().unwrap().push(id.clone());
+                if self.refuse || self.refused_ids.contains(&id) {
+                    return Err("scripted DLQ refusal".to_owned());
+                }
+                self.parked.lock().unwrap().push((
+                    id,
+                    request.reason,
+                    request.message.body.clone(),
+                ));
+                self.details.lock().unwrap().push(request.detail.to_owned());
+                Ok(())
+            })
+            .collect()
+    }
+}

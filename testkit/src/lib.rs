@@ -1,0 +1,10 @@
+//! Dev-only: one way for every test and bench to stand up the local world and
+//! to fake what they do not run. `local` talks to moto server (SQS, Secrets
+//! Manager) on loopback and starts the Mackerel stand-in, with the Terraform
+//! module's settings as defaults; `doubles` holds the consumer's in-memory
+//! Mackerel and DLQ for tests that need no server; `runtime_api` plays the
+//! Lambda service for the real binary.
+
+pub mod doubles;
+pub mod local;
+pub mod runtime_api;
