@@ -65,8 +65,10 @@ fn cut_off() -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Order: latency, hang, injected 500/503/429, body size (413), per-key rate
-/// limit (429); then the handler applies auth (403), service (404) and body (400).
+/// Order: latency, hang, injected 500/503/429, a redirect (302), a proxy's 200
+/// page, body size (413), per-key rate limit (429); then the handler applies
+/// auth (403), service (404) and body (400), and a drop-after-store fault cuts
+/// the connection after the handler stored the values.
 async fn apply_faults(
     shared: &Shared,
     faults: &FaultConfig,

@@ -14,8 +14,9 @@ pub const FORMAT_VERSION: u64 = 1;
 /// What decoding needs from outside the body.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext {
-    /// When SQS received the message (epoch seconds): the time of values that
-    /// carry none, i.e. when the workflow sent the result.
+    /// When the message was first sent (epoch seconds): SQS's `SentTimestamp`,
+    /// or the time a redriven copy carries from its first send. The time of
+    /// values that carry none, i.e. when the workflow sent the result.
     pub sent_at: Option<i64>,
     /// The times Mackerel would keep.
     pub window: TimeWindow,
@@ -222,7 +223,7 @@ fn validate(decoded: &Decoded, window: &TimeWindow) -> Result<(), Rejection> {
 /// The fast path for the form workflows send: typed, borrowing deserialization
 /// with no JSON tree. It only accepts what the general path would accept with the
 /// same values; anything unusual (legacy keys, wrong types, mixed forms, a
-/// version, duplicate keys, numbers out of range) returns `None` and takes the
+/// version other than 1, duplicate keys, numbers out of range) returns `None` and takes the
 /// general path, which says precisely what is wrong. This halves the decoder's
 /// cost: building and freeing the tree was most of it.
 mod fast {

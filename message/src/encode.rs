@@ -7,7 +7,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutgoingMessage {
     pub service: String,
-    /// RFC 3339; omitted means "when SQS received it".
+    /// RFC 3339; omitted means "when the message was first sent to SQS".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     pub metrics: Vec<OutgoingMetric>,

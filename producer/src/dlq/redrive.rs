@@ -232,7 +232,7 @@ async fn native_restamps(
 }
 
 /// Reads the whole DLQ (at most [`READ_THROUGH_LIMIT`] messages, within
-/// `--timeout`) and hands every message back at once.
+/// `--timeout` capped at 300 s) and hands every message back at once.
 async fn read_through(
     sqs: &Sqs,
     args: &RedriveArgs,
