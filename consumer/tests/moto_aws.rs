@@ -11,19 +11,8 @@ use sfn_mackerel_consumer::dlq::{attribute, SqsDeadLetters};
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::{Consumer, Fate};
 use sfn_mackerel_message::SetAsideReason;
-use sfn_mackerel_testkit::local::{aws, moto_url, unique};
+use sfn_mackerel_testkit::local::{aws, moto_url, unique, LocalQueues, QueueSettings};
 use support::*;
-
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned()
-}
 
 async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
@@ -74,7 +63,9 @@ async fn consumer_parking_in(
 async fn set_aside_messages_arrive_in_the_dlq_unchanged_with_their_reason() {
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let dlq_url = create_queue(&sqs, &unique("results-dlq")).await;
+    let dlq_url = LocalQueues::create("results", QueueSettings::default())
+        .await
+        .dlq_url;
     let server = ScriptedMackerel::start(vec![]).await;
     let consumer = consumer_parking_in(&server, &sqs, &dlq_url).await;
     let old = result_body("svc", "glue.job.a.failed", 1.0, now() - 2 * 86_400);

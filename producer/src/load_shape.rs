@@ -6,6 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sfn_mackerel_message::names::{check_metric_name, check_service_name};
+use sfn_mackerel_message::reason::SetAsideReason;
 use sfn_mackerel_message::timestamp::{format_epoch, MACKEREL_RETENTION_SECONDS};
 use sfn_mackerel_message::{OutgoingMessage, OutgoingMetric};
 
@@ -154,12 +155,12 @@ impl Generator {
             let (body, reason) = if self.rng.random_bool(0.5) {
                 (
                     format!("{tag}\"service\":\"{service}\",\"metrics\":[{{\"name\":\"{failed_name}\",\"value\":"),
-                    "malformed_json",
+                    SetAsideReason::MalformedJson.code(),
                 )
             } else {
                 (
                     format!("{tag}\"service\":\"{service}\",\"name\":\"{failed_name}\"}}"),
-                    "invalid_message",
+                    SetAsideReason::InvalidMessage.code(),
                 )
             };
             return PlannedMessage {
@@ -220,7 +221,8 @@ impl Generator {
                 kind,
                 service,
                 values,
-                expected_reason: (kind == Kind::TooOld).then(|| "too_old".to_owned()),
+                expected_reason: (kind == Kind::TooOld)
+                    .then(|| SetAsideReason::TooOld.code().to_owned()),
                 sent: false,
             },
         }
