@@ -5,8 +5,10 @@
 #   3. the example's state machine, rendered as Terraform renders it, is valid
 #      Amazon States Language (asl-validator);
 #   4. terraform/tests: the wiring `terraform validate` would check (variables,
-#      module inputs and outputs, template placeholders), and the workflow's run in
-#      moto's Step Functions (scripts/moto_server.py, started and stopped here).
+#      module inputs and outputs, template placeholders), the test kit's constants
+#      against the module's defaults (scripts/local_world.py reads them from the HCL),
+#      and the workflow's run in moto's Step Functions (scripts/moto_server.py,
+#      started and stopped here).
 # Installs what it needs into .venv, .venv/checkov and .node (all gitignored).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -29,7 +31,6 @@ ensure_asl_validator() {
 }
 
 ensure_venv
-ensure_requirements "$VENV" scripts/requirements-terraform.txt
 ensure_requirements "$CHECKOV_VENV" scripts/requirements-checkov.txt
 ensure_asl_validator
 

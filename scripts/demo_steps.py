@@ -1,150 +1,188 @@
 #!/usr/bin/env python3
-"""The demo's AWS and Mackerel steps, run by scripts/demo.sh with the project venv
-(moto brings boto3). Everything talks to loopback: moto for SQS and Secrets
-Manager, the Mackerel stand-in for Mackerel.
+"""The demo's AWS and Mackerel steps, run by scripts/demo.sh with the project venv.
 
-  demo_steps.py setup    create the queues, the secret and the Mackerel monitors
-  demo_steps.py send     send the results of four workflow executions and one malformed message
-  demo_steps.py report   print what reached Mackerel, the alerts and the DLQ
+Why it exists: the demo must show what a user deploys, so every step goes through
+scripts/local_world.py (the queue and DLQ with the Terraform module's settings, the
+monitoring module's job monitors, the example workflow executed in moto's Step
+Functions) and only the demo's story lives here. Everything talks to loopback:
+moto at $MOTO_URL, the Mackerel stand-in at $MACKEREL_API_BASE.
 
-State between steps travels in environment variables set by demo.sh.
+  demo_steps.py warm-up    turn on moto's Step Functions execution and run a throwaway execution
+  demo_steps.py setup      create the queues, the secret and the job monitors; print export lines
+  demo_steps.py workflow   execute the example workflow once; make_alarm's Glue run fails
+  demo_steps.py malformed  send the message a typo in a hand-written MessageBody produces
+  demo_steps.py report     print what reached Mackerel per job, the alerts and the queue's depth
+
+State between steps travels in environment variables that `setup` prints and demo.sh exports.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
-import urllib.request
+import urllib.error
+import uuid
 from datetime import datetime, timezone
 
-import boto3
+import local_world
 
-SERVICE = "ORGANIZATION"
-PREFIX = "prd.glue.job"
-JOBS = ["make_rawdata", "make_alarm", "make_order"]
-# The shipped monitors average the latest 2 points (terraform failure_duration).
-FAILURE_DURATION = 2
-
-
-def aws(name: str):
-    return boto3.client(
-        name,
-        endpoint_url=os.environ["MOTO_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+FAILING_JOB = "make_alarm"
+# The module's names with its default name "sfn-mackerel" (main.tf's locals).
+QUEUE_NAME = "sfn-mackerel-results"
+SECRET_NAME = "sfn-mackerel/mackerel-api-key"
 
 
-def mackerel(method: str, path: str, body=None):
-    request = urllib.request.Request(
-        os.environ["MACKEREL_API_BASE"] + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"X-Api-Key": os.environ["DEMO_API_KEY"], "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"demo_steps.py: {name} is not set: run the demo with ./scripts/demo.sh, which sets it")
+    return value
+
+
+def _mackerel(path: str, payload=None):
+    return local_world.mackerel_request(_env("MACKEREL_API_BASE"), _env("DEMO_API_KEY"), path, payload)
+
+
+def _service() -> str:
+    """The Mackerel service the demo's stand-in knows (demo.sh sets it)."""
+    return _env("SERVICE")
+
+
+def _example() -> tuple[str, list[str]]:
+    """The example workflow's metric prefix and jobs, from its variables.tf."""
+    defaults = local_world.example_defaults()
+    return defaults["metric_prefix"], defaults["glue_jobs"]
+
+
+def _say(text: str) -> None:
+    print(f"    {text}", file=sys.stderr)
+
+
+def warm_up() -> None:
+    """moto loads its Step Functions interpreter and its Glue and SQS integrations on the
+    first execution, which then takes seconds; demo.sh runs this in the background
+    while it sets up and sends the history, so the demo's own execution starts warm.
+    It also leaves execution on: the demo's moto is its own."""
+    url = local_world.moto_url()
+    local_world.moto_config(url, {"stepfunctions": {"execute_state_machine": True}})
+    queue_url, _ = local_world.create_queues(local_world.client("sqs", url), "warm-up")
+    local_world.run_example_workflow(url, queue_url, service=_service(), metric_prefix="warm.up",
+                                     jobs=("warm_up",), items=[{}], run_id="warm-up")
 
 
 def setup() -> None:
-    sqs = aws("sqs")
-    dlq_url = sqs.create_queue(QueueName="job-results-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="job-results",
-        Attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-        },
-    )["QueueUrl"]
-    aws("secretsmanager").create_secret(
-        Name="sfn-mackerel/api-key",
-        SecretString=json.dumps({"MACKEREL_API_KEY": os.environ["DEMO_API_KEY"]}),
+    sqs = local_world.client("sqs")
+    queue_url, dlq_url = local_world.create_queues(sqs, QUEUE_NAME)
+    settings = local_world.module_queue_settings()
+    secret = local_world.create_api_key_secret(
+        local_world.client("secretsmanager"), _env("DEMO_API_KEY"), SECRET_NAME
     )
-    for job in JOBS:
-        mackerel("POST", "/api/v0/monitors", {
-            "type": "service", "name": f"{PREFIX}.{job} failed", "service": SERVICE,
-            "metric": f"{PREFIX}.{job}.failed", "operator": ">", "warning": None, "critical": 0,
-            "duration": FAILURE_DURATION, "maxCheckAttempts": 1,
-        })
-    print(f"QUEUE_URL={queue_url}")
-    print(f"DLQ_URL={dlq_url}")
+    prefix, jobs = _example()
+    monitors = local_world.create_job_monitors(_env("MACKEREL_API_BASE"), _env("DEMO_API_KEY"), _service(), prefix, jobs)
+    _say(f"queue {QUEUE_NAME}: visibility timeout {settings.visibility_timeout_seconds} s, "
+         f"to {QUEUE_NAME}-dlq after {settings.max_receive_count} receives "
+         f"(kept {settings.dlq_retention_seconds // 86400} days)")
+    _say(f"secret {secret}")
+    for monitor in monitors.values():
+        _say(f"monitor \"{monitor['name']}\": average of the latest {monitor['duration']} points "
+             f"{monitor['operator']} {monitor['critical']:g} is CRITICAL")
+    exports = {
+        "QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "SECRET_ID": secret,
+        "METRIC_PREFIX": prefix, "JOBS": " ".join(jobs),
+    }
+    print("export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in exports.items()))
 
 
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def workflow() -> None:
+    url = local_world.moto_url()
+    queue_url = _env("QUEUE_URL")
+    prefix, jobs = _example()
+    if FAILING_JOB not in jobs:
+        sys.exit(f"demo_steps.py: {FAILING_JOB} is not among the example's glue_jobs {jobs}: update FAILING_JOB")
+    already_queued = local_world.queue_depth(local_world.client("sqs", url), queue_url)
+    run_id = uuid.uuid4().hex[:8]
+    run = local_world.run_example_workflow(
+        url, queue_url, service=_service(), metric_prefix=prefix, jobs=tuple(jobs),
+        failing_jobs=(FAILING_JOB,),
+        items=[{"target_date": datetime.now(timezone.utc).date().isoformat()}],
+        run_id=run_id, expected_messages=already_queued + len(jobs),
+    )
+    execution = run["execution"]
+    print(f"    execution run-{run_id}: {execution['status']}; Glue runs: "
+          + ", ".join(f"{job} {job_run['JobRunState']}" for job, job_run in run["job_runs"].items()))
+    sent = []
+    for message in run["messages"]:
+        try:
+            body = json.loads(message["Body"])
+        except ValueError:
+            continue
+        if isinstance(body, dict) and body.get("execution") == execution["executionArn"]:
+            sent.append(body)
+    print(f"    its sendMessage states left {len(sent)} messages in the queue:")
+    for body in sorted(sent, key=lambda b: json.dumps(b)):
+        print(f"      {json.dumps(body, separators=(',', ':'))}")
+    if len(sent) != len(jobs):
+        sys.exit(f"demo_steps.py: expected one message per job ({len(jobs)}), found {len(sent)}: see .demo/moto.log")
 
 
-def send() -> None:
-    sqs = aws("sqs")
-    queue_url = os.environ["QUEUE_URL"]
-    now = time.time()
-    bodies = []
-    # Four executions, 10 minutes apart; in the latest one make_alarm fails.
-    for execution, minutes_ago in enumerate([35, 25, 15, 5], start=1):
-        entered = rfc3339(now - minutes_ago * 60)
-        for job in JOBS:
-            if execution == 4 and job == "make_alarm":
-                body = {"service": SERVICE, "time": entered,
-                        "metrics": [{"name": f"{PREFIX}.{job}.failed", "value": 1}],
-                        "error": {"Error": "States.TaskFailed"},
-                        "execution": f"demo-execution-{execution}"}
-            else:
-                body = {"service": SERVICE, "time": entered,
-                        "metrics": [{"name": f"{PREFIX}.{job}.failed", "value": 0},
-                                    {"name": f"{PREFIX}.{job}.seconds", "value": 40 + 17 * JOBS.index(job) + execution}],
-                        "execution": f"demo-execution-{execution}"}
-            bodies.append(json.dumps(body))
-    bodies.append('{"service": "ORGANIZATION", "name": "prd.glue.job.make_order.failed", "value": ')
-    for start in range(0, len(bodies), 10):
-        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])]
-        result = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        if result.get("Failed"):
-            sys.exit(f"sending failed: {result['Failed']}")
-    print(f"sent {len(bodies)} messages: 4 executions x {len(JOBS)} jobs (make_alarm fails in the latest) and 1 malformed")
+def malformed() -> None:
+    prefix, _ = _example()
+    # The comma after the metric name is missing: what a typo in a MessageBody written
+    # as a string (instead of a JSON object) sends, since Step Functions passes strings as they are.
+    body = f'{{"service": "{_service()}", "name": "{prefix}.make_order.failed" "value": 0}}'
+    local_world.client("sqs").send_message(QueueUrl=_env("QUEUE_URL"), MessageBody=body)
+    print(f"    {body}")
 
 
 def report() -> None:
-    monitors = {m["id"]: m for m in mackerel("GET", "/api/v0/monitors")["monitors"]}
-    alerts = {a["monitorId"]: a for a in mackerel("GET", "/api/v0/alerts")["alerts"]}
+    prefix, jobs = _example()
+    service = _service()
+    monitors = {m["id"]: m for m in _mackerel("/api/v0/monitors")["monitors"]}
+    alerts = {a["monitorId"]: a for a in _mackerel("/api/v0/alerts")["alerts"]}
     now = int(time.time())
+
+    def points(job: str, metric: str) -> list[dict]:
+        try:
+            return _mackerel(f"/api/v0/services/{service}/metrics?name={prefix}.{job}.{metric}"
+                             f"&from={now - 7200}&to={now + 60}")["metrics"]
+        except urllib.error.HTTPError:
+            return []
+
+    def latest(series: list[dict]) -> str:
+        return f"{series[-1]['value']:g} ({len(series)} pts)" if series else "-"
+
     print()
-    print(f"What reached Mackerel (service {SERVICE}):")
+    print(f"What reached Mackerel (service {service}):")
     print(f"  {'job':<14} {'latest failed':>13} {'latest seconds':>15}   alert")
-    for job in JOBS:
-        def latest(metric: str):
-            try:
-                points = mackerel("GET", f"/api/v0/services/{SERVICE}/metrics?name={PREFIX}.{job}.{metric}&from={now - 7200}&to={now + 60}")["metrics"]
-            except urllib.error.HTTPError:
-                return "-"
-            return f"{points[-1]['value']:g} ({len(points)} pts)" if points else "-"
-        monitor_id = next((i for i, m in monitors.items() if m["metric"] == f"{PREFIX}.{job}.failed"), None)
-        alert = alerts.get(monitor_id)
+    explanations = []
+    for job in jobs:
+        failed = points(job, "failed")
+        monitor = next((m for m in monitors.values() if m["metric"] == f"{prefix}.{job}.failed"), None)
+        alert = alerts.get(monitor["id"]) if monitor else None
         state = f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
-        print(f"  {job:<14} {latest('failed'):>13} {latest('seconds'):>15}   {state}")
-    sqs = aws("sqs")
+        print(f"  {job:<14} {latest(failed):>13} {latest(points(job, 'seconds')):>15}   {state}")
+        if alert and monitor:
+            considered = [point["value"] for point in failed[-monitor["duration"]:]]
+            explanations.append(
+                f"  {job}: its monitor averages the latest {monitor['duration']} points (failure_duration): "
+                f"{' and '.join(f'{v:g}' for v in considered)} -> {sum(considered) / len(considered):g} "
+                f"{monitor['operator']} {monitor['critical']:g}, so {alert['status']}. The earlier runs are why: "
+                "with fewer points than that, Mackerel evaluates nothing."
+            )
+    for explanation in explanations:
+        print(explanation)
     print()
-    print("What sits in the DLQ:")
-    messages = sqs.receive_message(QueueUrl=os.environ["DLQ_URL"], MaxNumberOfMessages=10,
-                                   MessageAttributeNames=["All"], VisibilityTimeout=0).get("Messages", [])
-    if not messages:
-        print("  (nothing)")
-    for message in messages:
-        attributes = message.get("MessageAttributes", {})
-        reason = attributes.get("Reason", {}).get("StringValue", "retries exhausted")
-        detail = attributes.get("ReasonDetail", {}).get("StringValue", "")
-        print(f"  {reason}: {detail}")
-        print(f"    body: {message['Body'][:100]}")
-    depth = sqs.get_queue_attributes(QueueUrl=os.environ["QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessages"])
-    print()
-    print(f"Left in the source queue: {depth['Attributes']['ApproximateNumberOfMessages']}")
+    print(f"Left in the source queue: {local_world.queue_depth(local_world.client('sqs'), _env('QUEUE_URL'))}")
 
 
 if __name__ == "__main__":
-    steps = {"setup": setup, "send": send, "report": report}
+    steps = {"warm-up": warm_up, "setup": setup, "workflow": workflow, "malformed": malformed, "report": report}
     if len(sys.argv) != 2 or sys.argv[1] not in steps:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(steps)}")
-    steps[sys.argv[1]]()
+    try:
+        steps[sys.argv[1]]()
+    except (RuntimeError, TimeoutError) as error:
+        sys.exit(f"demo_steps.py {sys.argv[1]}: {error}")

@@ -24,7 +24,7 @@ calm="${FAULT_RUN_CALM:-0}"
 work="$REPO_ROOT/.ci-state/fault-run"
 rm -rf "$work" && mkdir -p "$work"
 ensure_venv
-cargo build --quiet -p sfn-mackerel-consumer -p sfn-mackerel-producer -p mackerel-standin --bins
+cargo build --quiet --workspace --bins
 bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 started_at=$SECONDS
 
@@ -45,18 +45,12 @@ STARTED_PIDS+=("$!")
 wait_for_http "$port" 30
 export MACKEREL_API_BASE="http://127.0.0.1:$port" MACKEREL_API_KEY="$key"
 
-eval "$("$VENV/bin/python" - <<'PY'
-import json, os, time, boto3
-sqs = boto3.client("sqs", endpoint_url=os.environ["MOTO_URL"], region_name="us-east-1")
-name = f"fault-run-{int(time.time())}"
-dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-queue = sqs.create_queue(QueueName=name, Attributes={
-    "VisibilityTimeout": "20",
-    "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})})["QueueUrl"]
-print(f"export QUEUE_URL={queue} DLQ_URL={dlq}")
-PY
-)"
+# The module's queue and DLQ (scripts/local_world.py) with two settings this run needs:
+# a 20 s visibility timeout, so failed messages come back fast, and 3 receives
+# before the DLQ, so that redrives happen.
+queues="$("$VENV/bin/python" scripts/local_world.py queues --name "fault-run-$(date +%s)" \
+  --visibility-timeout 20 --max-receive-count 3)"
+eval "$queues"
 
 say "flood: $messages messages (2% malformed, 1% too old)"
 "$bin/sfn-mackerel" flood --queue-url "$QUEUE_URL" --count "$messages" --concurrency 8 \
@@ -88,10 +82,11 @@ for kill_round in "${kill_rounds[@]}"; do
   say "SIGKILL the runner mid-run ($kill_round of 2) after $(tsdb_requests) requests"
   kill -KILL "$RUNNER_PID"
   wait "$RUNNER_PID" 2>/dev/null || true
+  forget_started "$RUNNER_PID"
 done
 
 # Idle longer than the visibility timeout, so messages that failed come back first.
-drain() { start_runner --exit-when-idle-secs 30; wait "$RUNNER_PID"; }
+drain() { start_runner --exit-when-idle-secs 30; wait "$RUNNER_PID"; forget_started "$RUNNER_PID"; }
 say "restart the runner and drain"
 drain
 for round in 1 2 3 4 5; do

@@ -21,9 +21,11 @@ ensure_requirements() {
   echo "$want" >"$stamp"
 }
 
-# The project venv with the pinned local AWS stand-in (moto).
+# The project venv: the pinned local AWS stand-in (moto), and python-hcl2 (with
+# pytest) through which scripts/local_world.py reads the Terraform module's settings.
 ensure_venv() {
   ensure_requirements "$VENV" "$REPO_ROOT/scripts/requirements.txt"
+  ensure_requirements "$VENV" "$REPO_ROOT/scripts/requirements-terraform.txt"
 }
 
 # Prints a free TCP port on 127.0.0.1.
@@ -57,6 +59,16 @@ start_moto() {
   STARTED_PIDS+=("$!")
   wait_for_http "$port" 30
   export MOTO_URL="http://127.0.0.1:$port"
+}
+
+# Drops a process that ended (and was waited for) from STARTED_PIDS, so that
+# stop_started never signals its id, which the system may have given to another.
+forget_started() {
+  local pid kept=()
+  for pid in "${STARTED_PIDS[@]}"; do
+    [[ "$pid" == "$1" ]] || kept+=("$pid")
+  done
+  STARTED_PIDS=("${kept[@]}")
 }
 
 # Stops every process this script started, by its id, and nothing else.

@@ -38,8 +38,6 @@ import re
 import sys
 import textwrap
 
-import moto
-
 PINNED_MOTO_VERSION = "5.2.5"
 
 # Glue argument a test sets on a job (or a run) to choose how the run ends.
@@ -54,6 +52,8 @@ class MotoPatchOutdated(RuntimeError):
 
 
 def require_pinned_moto() -> None:
+    import moto  # here, not at the top: scripts/local_world.py imports this file for its constants
+
     if moto.__version__ != PINNED_MOTO_VERSION:
         raise MotoPatchOutdated(
             f"scripts/moto_server.py patches moto {PINNED_MOTO_VERSION} but moto "

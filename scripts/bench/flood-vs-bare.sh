@@ -22,8 +22,10 @@ export AWS_ENDPOINT_URL="$MOTO_URL" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY
 cli="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/sfn-mackerel"
 for round in 1 2 3; do
   bare="$(BENCH_SEND_ONLY=1 BENCH_MESSAGES="$messages" "$bench_binary" | awk '/bare SendMessageBatch/ {print $(NF-1)}')"
-  queue="$("$VENV/bin/python" -c 'import boto3,os,time; print(boto3.client("sqs",endpoint_url=os.environ["MOTO_URL"],region_name="us-east-1").create_queue(QueueName=f"flood-{time.time_ns()}")["QueueUrl"])')"
-  flood="$("$cli" --json flood --queue-url "$queue" --count "$messages" --concurrency 8 --seed "$round" \
+  # A fresh queue with its DLQ, shaped like the Terraform module's (scripts/local_world.py).
+  queues="$("$VENV/bin/python" scripts/local_world.py queues --name "flood-$(date +%s%N)")"
+  eval "$queues"
+  flood="$("$cli" --json flood --queue-url "$QUEUE_URL" --count "$messages" --concurrency 8 --seed "$round" \
     --manifest "$(mktemp)" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["achieved_rate"]))')"
   python3 -c "import sys; b,f=float(sys.argv[1]),float(sys.argv[2]); print(f'round {sys.argv[3]}: bare loop {b:.0f} msg/s, flood {f:.0f} msg/s, flood/bare {f/b:.2f}')" "$bare" "$flood" "$round"
 done

@@ -21,9 +21,14 @@ minute, and nothing is set aside in the DLQ. A previous, successful run (`failed
 average the latest `failure_duration` points and evaluate nothing with fewer. Both binaries come from `cargo build --workspace --bins`
 ($SFN_MACKEREL_BIN_DIR, else target/debug under $CARGO_TARGET_DIR or the repository).
 
+The queue, its DLQ, the Glue jobs, the state machine and the job monitors come from
+scripts/local_world.py, the one local world of the scripts and these tests: the
+queue has the Terraform module's settings (read from its HCL) and the monitors are
+the monitoring module's, as Terraform would create them.
+
 The received bodies are written as JSON lines to $SFN_MACKEREL_WORKFLOW_MESSAGES when
 set (and printed). Reading them leaves the messages in the queue for the consumer:
-they are received with a zero visibility timeout and never deleted.
+each is received once and handed back, never deleted.
 
     .venv/bin/python -m pytest terraform/tests
 """
@@ -41,31 +46,25 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-import boto3
-import hcl2
 import pytest
-from botocore.exceptions import ClientError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_asl import DEFAULT_JOBS, render_workflow  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import local_world  # noqa: E402
+from render_asl import DEFAULT_JOBS  # noqa: E402  (local_world puts terraform/tests on the path)
+
 LAUNCHER = REPO_ROOT / "scripts" / "moto_server.py"
-REGION = "us-east-1"
+REGION = local_world.REGION
 SERVICE = "ORGANIZATION"
 METRIC_PREFIX = "test.glue.job"
 FAILING_JOB = "make_alarm"
-# scripts/moto_server.py ends a run in the state this job argument names.
-FINAL_STATE_ARGUMENT = "--moto-final-state"
-WORKFLOW_INPUT = {"items": [{"target_date": "2026-11-29"}]}
+# The item a run processes: today's partition, from the clock.
+WORKFLOW_INPUT = {"items": [{"target_date": datetime.now(timezone.utc).date().isoformat()}]}
 
 SERVER_START_SECONDS = 30
-EXECUTION_SECONDS = 90
-RECEIVE_SECONDS = 20
-POLL_SECONDS = 0.5
 
 
 def _free_loopback_port() -> int:
@@ -112,76 +111,11 @@ def moto_url():
             server.wait(timeout=10)
 
 
-def _moto_config(url: str, config: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{url}/moto-api/config",
-        data=None if config is None else json.dumps(config).encode(),
-        method="GET" if config is None else "POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body = response.read()
-    return json.loads(body) if body else {}
-
-
 @pytest.fixture(scope="module")
 def executing_state_machines(moto_url):
     """Turns on moto's Step Functions execution for this module, then restores the setting."""
-    before = _moto_config(moto_url).get("stepfunctions", {}).get("execute_state_machine", False)
-    _moto_config(moto_url, {"stepfunctions": {"execute_state_machine": True}})
-    yield moto_url
-    _moto_config(moto_url, {"stepfunctions": {"execute_state_machine": before}})
-
-
-def _client(service: str, url: str):
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _put_glue_job(glue, name: str, default_arguments: dict[str, str]) -> None:
-    """Creates the job, or resets it when an earlier run on a shared server left it."""
-    job = {
-        "Role": "arn:aws:iam::123456789012:role/glue-test",
-        "Command": {"Name": "glueetl", "ScriptLocation": f"s3://scripts/{name}.py"},
-        "DefaultArguments": default_arguments,
-    }
-    try:
-        glue.create_job(Name=name, **job)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "AlreadyExistsException":
-            raise
-        glue.update_job(JobName=name, JobUpdate=job)
-
-
-def _wait_for_execution(sfn, execution_arn: str) -> dict:
-    deadline = time.monotonic() + EXECUTION_SECONDS
-    while time.monotonic() < deadline:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return execution
-        time.sleep(POLL_SECONDS)
-    pytest.fail(f"the workflow was still RUNNING after {EXECUTION_SECONDS}s")
-
-
-def _receive_all(sqs, queue_url: str, expected: int) -> list[dict]:
-    """Receives until `expected` distinct messages arrived, leaving them in the queue."""
-    messages: dict[str, dict] = {}
-    deadline = time.monotonic() + RECEIVE_SECONDS
-    while len(messages) < expected and time.monotonic() < deadline:
-        response = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            WaitTimeSeconds=1,
-            AttributeNames=["SentTimestamp"],
-        )
-        for message in response.get("Messages", []):
-            messages[message["MessageId"]] = message
-    return list(messages.values())
+    with local_world.state_machines_executing(moto_url):
+        yield moto_url
 
 
 def _parse_rfc3339(text: str) -> datetime:
@@ -191,37 +125,36 @@ def _parse_rfc3339(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def workflow_run(executing_state_machines):
-    """Runs the workflow once; returns the execution, the message bodies, the Glue runs and the queue."""
+    """Runs the workflow once; returns the execution, the message bodies, the Glue runs and the queues."""
     url = executing_state_machines
     run_id = uuid.uuid4().hex[:8]
-    glue, sqs, sfn = _client("glue", url), _client("sqs", url), _client("stepfunctions", url)
-
-    for job in DEFAULT_JOBS:
-        _put_glue_job(glue, job, {FINAL_STATE_ARGUMENT: "FAILED"} if job == FAILING_JOB else {})
-    queue_url = sqs.create_queue(QueueName=f"sfn-mackerel-workflow-{run_id}")["QueueUrl"]
-    definition = render_workflow(queue_url=queue_url, service=SERVICE, metric_prefix=METRIC_PREFIX)
-    state_machine_arn = sfn.create_state_machine(
-        name=f"glue-workflow-{run_id}",
-        definition=definition,
-        roleArn="arn:aws:iam::123456789012:role/glue-workflow",
-    )["stateMachineArn"]
-
-    execution_arn = sfn.start_execution(
-        stateMachineArn=state_machine_arn,
-        name=f"run-{run_id}",
-        input=json.dumps(WORKFLOW_INPUT),
-    )["executionArn"]
-    execution = _wait_for_execution(sfn, execution_arn)
-    messages = _receive_all(sqs, queue_url, expected=len(DEFAULT_JOBS))
-    bodies = [json.loads(message["Body"]) for message in messages]
+    queue_url, dlq_url = local_world.create_queues(
+        local_world.client("sqs", url), f"sfn-mackerel-workflow-{run_id}"
+    )
+    run = local_world.run_example_workflow(
+        url,
+        queue_url,
+        service=SERVICE,
+        metric_prefix=METRIC_PREFIX,
+        jobs=DEFAULT_JOBS,
+        failing_jobs=(FAILING_JOB,),
+        items=WORKFLOW_INPUT["items"],
+        run_id=run_id,
+    )
+    bodies = [json.loads(message["Body"]) for message in run["messages"]]
 
     lines = "".join(json.dumps(body, separators=(",", ":")) + "\n" for body in bodies)
     print(lines, end="")
     if os.environ.get("SFN_MACKEREL_WORKFLOW_MESSAGES"):
         Path(os.environ["SFN_MACKEREL_WORKFLOW_MESSAGES"]).write_text(lines, encoding="utf-8")
 
-    job_runs = {job: glue.get_job_runs(JobName=job)["JobRuns"][-1] for job in DEFAULT_JOBS}
-    return {"execution": execution, "bodies": bodies, "job_runs": job_runs, "queue_url": queue_url}
+    return {
+        "execution": run["execution"],
+        "bodies": bodies,
+        "job_runs": run["job_runs"],
+        "queue_url": queue_url,
+        "dlq_url": dlq_url,
+    }
 
 
 def _body_for(bodies: list[dict], job: str) -> dict:
@@ -283,7 +216,6 @@ def test_each_glue_run_receives_the_item(workflow_run):
 
 # --- The Mackerel leg: the consumer drains the queue into the Mackerel stand-in. ---
 
-MONITORS_MODULE = REPO_ROOT / "terraform" / "modules" / "mackerel-job-monitors"
 STANDIN_API_KEY = "workflow-test-key"
 STANDIN_START_SECONDS = 15
 CONSUMER_IDLE_SECONDS = 3
@@ -292,7 +224,6 @@ CONSUMER_SECONDS = 60
 # averages the latest `failure_duration` points, and with fewer points than that
 # it evaluates nothing (the stand-in's guess 12), so a first-ever run alerts on nothing.
 PREVIOUS_RUN_SECONDS_EARLIER = 3600
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
 def _binary(name: str) -> Path:
@@ -310,72 +241,8 @@ def _binary(name: str) -> Path:
     return path
 
 
-def _terraform_value(raw, variables: dict, job: str):
-    """Evaluates a python-hcl2 attribute of the job monitor: a literal, a quoted string, or
-    `${var.X}`, `${local.service_name}`, `${each.key}` placeholders; anything else is an error."""
-    if not isinstance(raw, str):
-        return raw
-    scope = {f"var.{name}": value for name, value in variables.items()}
-    scope |= {"each.key": job, "local.service_name": variables["service_name"]}
-    for expression in _PLACEHOLDER.findall(raw):
-        if expression not in scope:
-            raise ValueError(f"the test cannot evaluate `${{{expression}}}` of the job monitor in {MONITORS_MODULE}/main.tf")
-    whole = _PLACEHOLDER.fullmatch(raw)
-    if whole:  # `${var.failure_duration}` keeps the variable's type
-        return scope[whole.group(1)]
-    text = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
-    return _PLACEHOLDER.sub(lambda match: str(scope[match.group(1)]), text)
-
-
-def _camel_case(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def _job_monitor_bodies(service: str, metric_prefix: str, jobs: tuple[str, ...]) -> dict[str, dict]:
-    """The Mackerel API body of each job's `mackerel_monitor.job_failed`, as Terraform would
-    create it: name, notification interval and service_metric settings read from the
-    module's main.tf, with its variables' defaults (failure_duration among them)."""
-    def unquote(key: str) -> str:
-        return key.strip('"')
-
-    with (MONITORS_MODULE / "variables.tf").open(encoding="utf-8") as handle:
-        declared = hcl2.load(handle)["variable"]
-    variables = {
-        unquote(name): attributes.get("default") for block in declared for name, attributes in block.items()
-    }
-    variables |= {"service_name": service, "metric_prefix": metric_prefix, "job_names": list(jobs)}
-    with (MONITORS_MODULE / "main.tf").open(encoding="utf-8") as handle:
-        resources = hcl2.load(handle)["resource"]
-    (monitor,) = [
-        block[name]
-        for resource in resources
-        for kind, block in resource.items()
-        if unquote(kind) == "mackerel_monitor"
-        for name in block
-        if unquote(name) == "job_failed"
-    ]
-    (service_metric,) = monitor["service_metric"]
-
-    def body(job: str) -> dict:
-        fields = {"name": monitor["name"], "notification_interval": monitor["notification_interval"]}
-        fields |= {key: value for key, value in service_metric.items() if not key.startswith("__")}
-        api_body = {"type": "service", "warning": None, "critical": None}
-        api_body |= {_camel_case(key): _terraform_value(value, variables, job) for key, value in fields.items()}
-        return api_body
-
-    return {job: body(job) for job in jobs}
-
-
 def _standin_request(base_url: str, path: str, payload=None):
-    request = urllib.request.Request(
-        f"{base_url}{path}",
-        data=None if payload is None else json.dumps(payload).encode(),
-        method="GET" if payload is None else "POST",
-        headers={"X-Api-Key": STANDIN_API_KEY, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
+    return local_world.mackerel_request(base_url, STANDIN_API_KEY, path, payload)
 
 
 def _read_listening_line(process: subprocess.Popen, deadline: float) -> str:
@@ -427,14 +294,6 @@ def mackerel_standin():
             process.stdout.close()
 
 
-def _queue_depth(sqs, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
 def _minute_of(body: dict) -> int:
     return int(_parse_rfc3339(body["time"]).timestamp()) // 60 * 60
 
@@ -443,10 +302,9 @@ def _minute_of(body: dict) -> int:
 def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
     """Creates the module's job monitors in the stand-in, posts the previous run (every job
     succeeded, an hour earlier), then runs the consumer over the workflow's queue until it idles."""
-    monitors = {
-        job: _standin_request(mackerel_standin, "/api/v0/monitors", body)
-        for job, body in _job_monitor_bodies(SERVICE, METRIC_PREFIX, DEFAULT_JOBS).items()
-    }
+    monitors = local_world.create_job_monitors(
+        mackerel_standin, STANDIN_API_KEY, SERVICE, METRIC_PREFIX, DEFAULT_JOBS
+    )
     previous_run = min(_minute_of(body) for body in workflow_run["bodies"]) - PREVIOUS_RUN_SECONDS_EARLIER
     _standin_request(
         mackerel_standin,
@@ -454,8 +312,8 @@ def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
         [{"name": f"{METRIC_PREFIX}.{job}.failed", "time": previous_run, "value": 0} for job in DEFAULT_JOBS],
     )
 
-    sqs = _client("sqs", moto_url)
-    dlq_url = sqs.create_queue(QueueName=f"sfn-mackerel-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    sqs = local_world.client("sqs", moto_url)
+    dlq_url = workflow_run["dlq_url"]
     # Only what the consumer needs, so no QUEUE_URL, AWS_PROFILE, ... of the caller leaks in.
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -484,8 +342,8 @@ def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
         "monitor_ids": {job: monitor["id"] for job, monitor in monitors.items()},
         "alerts": _standin_request(mackerel_standin, "/api/v0/alerts?withClosed=true")["alerts"],
         "dump": _standin_request(mackerel_standin, "/_standin/dump"),
-        "queue_depth": _queue_depth(sqs, workflow_run["queue_url"]),
-        "dlq_depth": _queue_depth(sqs, dlq_url),
+        "queue_depth": local_world.queue_depth(sqs, workflow_run["queue_url"]),
+        "dlq_depth": local_world.queue_depth(sqs, dlq_url),
     }
 
 
