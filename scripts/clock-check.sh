@@ -19,9 +19,15 @@ for ready in .venv/bin/python .node/node_modules/asl-validator target/debug; do
   [[ -e "$ready" ]] || { echo "$ready is missing: run ./scripts/test.sh once before the clock check" >&2; exit 2; }
 done
 mkdir -p .ci-state
-ln -sf "$REPO_ROOT/scripts/outside-faketime.py" .ci-state/rustdoc
-export CLOCK_CHECK_RUSTDOC="$(command -v rustdoc)"
+for compiler in rustc rustdoc; do
+  ln -sf "$REPO_ROOT/scripts/outside-faketime.py" ".ci-state/$compiler"
+done
+# The toolchain's own binaries, not rustup's proxies (which would run in the moved clock).
+CLOCK_CHECK_RUSTC="$(rustc --print sysroot)/bin/rustc"
+CLOCK_CHECK_RUSTDOC="$(rustc --print sysroot)/bin/rustdoc"
+export CLOCK_CHECK_RUSTC CLOCK_CHECK_RUSTDOC
 export RUSTC_WRAPPER="$REPO_ROOT/scripts/outside-faketime.py"
+export RUSTC="$REPO_ROOT/.ci-state/rustc"
 export RUSTDOC="$REPO_ROOT/.ci-state/rustdoc"
 say "the test command with the clock at $(faketime -f "$offset" date -u +%Y-%m-%dT%H:%MZ)"
 exec faketime -f "$offset" ./scripts/test.sh

@@ -73,6 +73,17 @@ EXECUTION_SECONDS = 90
 RECEIVE_SECONDS = 20
 POLL_SECONDS = 0.2
 
+# The variables through which Debian's libfaketime moves a process's clock
+# (scripts/clock-check.sh); a child started with a cleared environment keeps them,
+# so it reads the same "now" as the servers it talks to.
+MOVED_CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+
+
+def with_the_callers_clock(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` plus this process's moved-clock variables, if it has any."""
+    moved = {name: os.environ[name] for name in MOVED_CLOCK_VARIABLES if name in os.environ}
+    return {**environment, **moved}
+
 
 # --- moto and its clients ---------------------------------------------------------
 

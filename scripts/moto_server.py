@@ -268,11 +268,41 @@ def make_sqs_calls_atomic() -> None:
     sqs.Queue.wait_for_messages = wait_for_messages
 
 
+def poll_by_sleeping_under_a_moved_clock() -> None:
+    """Patch 5: under libfaketime, wait for messages with short sleeps instead of a
+    timed Condition wait.
+
+    libfaketime 0.9.10 shifts the deadline of CPython's timed lock waits (on
+    CLOCK_MONOTONIC) by the whole offset, so `Condition.wait_for(..., timeout=1)`
+    waits a year; `time.sleep` is unaffected. Only active when `FAKETIME` is set.
+    """
+    import os
+    import time
+
+    from moto.sqs import models as sqs
+
+    if "FAKETIME" not in os.environ:
+        return
+    if "self._messages_lock.wait_for(" not in inspect.getsource(sqs.Queue.wait_for_messages):
+        raise MotoPatchOutdated("Queue.wait_for_messages no longer waits on _messages_lock")
+
+    step_seconds = 0.02
+
+    def wait_for_messages(self, timeout):
+        waited = 0.0
+        while not self.messages and waited < timeout:
+            time.sleep(step_seconds)
+            waited += step_seconds
+
+    sqs.Queue.wait_for_messages = wait_for_messages
+
+
 def apply_patches() -> None:
     require_pinned_moto()
     guard_missing_callback_endpoint()
     let_glue_job_runs_fail()
     make_sqs_linear()
+    poll_by_sleeping_under_a_moved_clock()  # before patch 4, which wraps the wait
     make_sqs_calls_atomic()
 
 

@@ -314,8 +314,9 @@ def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
 
     sqs = local_world.client("sqs", moto_url)
     dlq_url = workflow_run["dlq_url"]
-    # Only what the consumer needs, so no QUEUE_URL, AWS_PROFILE, ... of the caller leaks in.
-    environment = {
+    # Only what the consumer needs, so no QUEUE_URL, AWS_PROFILE, ... of the caller leaks in
+    # (but its clock does: under scripts/clock-check.sh moto's executions stamp the moved one).
+    environment = local_world.with_the_callers_clock({
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MACKEREL_API_KEY": STANDIN_API_KEY,
         "MACKEREL_API_BASE": mackerel_standin,
@@ -325,7 +326,7 @@ def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    })
     consumer = _binary("sfn-mackerel-consumer")
     try:
         finished = subprocess.run(
