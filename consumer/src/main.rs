@@ -59,9 +59,21 @@ const EXIT_COULD_NOT_START: u8 = 1;
 /// Exit code when a queue runner's worker failed mid-run.
 const EXIT_WORKER_FAILED: u8 = 4;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+// The arguments are parsed before the runtime starts its worker threads, so
+// `--help` and `--version` answer even where threads cannot start (qemu's user
+// emulation on the CI machines, scripts/build-arm64.sh).
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run_to_exit_code(cli)),
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            ExitCode::from(EXIT_COULD_NOT_START)
+        }
+    }
+}
+
+async fn run_to_exit_code(cli: Cli) -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let result = run(cli).await;
     ExitCode::from(match result {

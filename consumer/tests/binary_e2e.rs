@@ -13,7 +13,12 @@ use sfn_mackerel_testkit::runtime_api::{sqs_event, RuntimeApi};
 use support::now;
 use support::pipeline::*;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_sfn-mackerel-consumer");
+/// The binary under test: the one cargo built, or `SFN_MACKEREL_CONSUMER_BINARY`
+/// (scripts/build-arm64.sh points it at the arm64 build, run under qemu).
+fn binary() -> String {
+    std::env::var("SFN_MACKEREL_CONSUMER_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sfn-mackerel-consumer").to_string())
+}
 
 /// Kills the child on drop, so a failing test leaves no process behind.
 struct Running(Child);
@@ -26,7 +31,7 @@ impl Drop for Running {
 }
 
 fn base_command(standin: &str, dlq_url: &str) -> Command {
-    let mut command = Command::new(BINARY);
+    let mut command = Command::new(binary());
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
