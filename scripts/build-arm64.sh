@@ -22,7 +22,11 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 try_e2e=0
-[[ "${1:-}" == "--try-e2e" ]] && try_e2e=1
+case "${1:-}" in
+  "") ;;
+  --try-e2e) try_e2e=1 ;;
+  *) echo "usage: $0 [--try-e2e]" >&2; exit 2 ;;
+esac
 
 TARGET=aarch64-unknown-linux-gnu
 ARM64_TARGET_DIR="$REPO_ROOT/target/arm64"
@@ -48,7 +52,8 @@ if ((${#missing[@]})); then
   dpkg --add-architecture arm64
   # qemu 7.2 (bookworm) hangs running the consumer; bookworm-backports has 10.x.
   backports=/etc/apt/sources.list.d/sfn-mackerel-bookworm-backports.sources
-  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d; then
+  if ! grep -Eqs '^(Suites:|deb ).*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    /etc/apt/sources.list.d/*.sources; then
     printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
       'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$backports"
   fi
@@ -58,7 +63,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -t bookworm-backports qemu-user-static >/dev/null
 fi
+ensure_venv  # python-hcl2, through which local_world reads the example's lambda_zip_path
 ensure_requirements "$VENV/cargo-lambda" scripts/requirements-cargo-lambda.txt
+
+# The workspace's dependencies need rustc 1.94.1 or newer: bookworm has 1.85,
+# bookworm-security's rustc-web 1.96.
+if ! "$DEBIAN_RUSTC" --version | grep -Eq '^rustc 1\.(9[4-9]|[1-9][0-9]{2})\.'; then
+  echo "$("$DEBIAN_RUSTC" --version) is too old for this workspace (needs 1.94.1 or newer): run apt-get update and install rustc-web and cargo-web from bookworm-security" >&2
+  exit 1
+fi
 
 mkdir -p "$REPO_ROOT/target"
 free_kib="$(df -Pk "$REPO_ROOT/target" | awk 'NR == 2 { print $4 }')"
@@ -86,7 +99,7 @@ say "3/4 the zip as Lambda and the module expect it"
 # The example's default lambda_zip_path, resolved from its directory, must be this zip.
 example_zip="$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "scripts"); import local_world
 print((local_world.EXAMPLE_DIR / local_world.example_defaults()["lambda_zip_path"]).resolve())')"
-if [[ "$example_zip" != "$ZIP" ]]; then
+if [[ "$example_zip" != "$(realpath -m "$ZIP")" ]]; then
   echo "the example's lambda_zip_path default points at $example_zip, not at $ZIP where cargo lambda writes" >&2
   exit 1
 fi
@@ -107,7 +120,7 @@ if ((try_e2e)); then
   trap stop_started EXIT
   runner="$REPO_ROOT/.ci-state/arm64-bootstrap"
   mkdir -p "$REPO_ROOT/.ci-state"
-  printf '#!/bin/sh\nexec %s "$@"\n' "${emulated[*]}" >"$runner"
+  printf '#!/bin/sh\nexec %q %q %q %q "$@"\n' "${emulated[@]}" >"$runner"
   chmod +x "$runner"
   SFN_MACKEREL_CONSUMER_BINARY="$runner" timeout 300 \
     cargo test -q -p sfn-mackerel-consumer --test binary_e2e -- lambda_binary

@@ -44,16 +44,29 @@ def elf_machine(header: bytes) -> str:
     return names.get(number, f"ELF machine {number}")
 
 
-def newest_glibc_needed(binary: bytes, objdump: str) -> tuple[int, ...] | None:
-    """The newest GLIBC_x.y symbol version the binary's dynamic symbols ask for."""
+def glibc_versions_needed(binary: bytes, objdump: str) -> list[str]:
+    """The GLIBC_* version names the binary requires (its "Version References"),
+    or an empty list for a binary without dynamic section (a static one)."""
     with tempfile.NamedTemporaryFile() as copy:
         copy.write(binary)
         copy.flush()
-        symbols = subprocess.run(
-            [objdump, "-T", copy.name], check=True, capture_output=True, text=True
+        headers = subprocess.run(
+            [objdump, "-p", copy.name], check=False, capture_output=True, text=True
         ).stdout
-    versions = {tuple(int(part) for part in found.split(".")) for found in re.findall(r"GLIBC_([0-9.]+)", symbols)}
-    return max(versions, default=None)
+    return sorted(set(re.findall(r"\b(GLIBC_[A-Z0-9_.]+)", headers)))
+
+
+def newest_glibc(names: list[str]) -> tuple[tuple[int, ...] | None, list[str]]:
+    """The newest numbered version among `names`, and the names that are neither
+    numbered nor GLIBC_PRIVATE (such as GLIBC_ABI_DT_RELR, glibc 2.36 and later)."""
+    numbered, unknown = [], []
+    for name in names:
+        found = re.fullmatch(r"GLIBC_(\d+(?:\.\d+)+)", name)
+        if found:
+            numbered.append(tuple(int(part) for part in found.group(1).split(".")))
+        elif name != "GLIBC_PRIVATE":
+            unknown.append(name)
+    return max(numbered, default=None), unknown
 
 
 def checks(path: str, machine: str, max_bytes: int, objdump: str) -> list[tuple[bool, str]]:
@@ -72,11 +85,13 @@ def checks(path: str, machine: str, max_bytes: int, objdump: str) -> list[tuple[
         binary = archive.read(entry)
         found = elf_machine(binary[:64])
         results.append((found == machine, f"bootstrap is {found} (want {machine})"))
-        glibc = newest_glibc_needed(binary, objdump)
+        glibc, unknown = newest_glibc(glibc_versions_needed(binary, objdump))
         shown = "no glibc" if glibc is None else "glibc " + ".".join(map(str, glibc))
+        if unknown:
+            shown += f" and {', '.join(unknown)}"
         results.append(
             (
-                glibc is None or glibc <= AL2023_GLIBC,
+                (glibc is None or glibc <= AL2023_GLIBC) and not unknown,
                 f"bootstrap needs {shown} (Amazon Linux 2023 has {'.'.join(map(str, AL2023_GLIBC))})",
             )
         )

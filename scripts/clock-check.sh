@@ -13,6 +13,7 @@ offset="${1:-+365d}"
 
 if ! command -v faketime >/dev/null; then
   say "installing Debian's faketime"
+  apt-get update -q >/dev/null
   apt-get install -y -q faketime >/dev/null
 fi
 for ready in .venv/bin/python .node/node_modules/asl-validator target/debug; do

@@ -80,7 +80,9 @@ MOVED_CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC
 
 
 def with_the_callers_clock(environment: dict[str, str]) -> dict[str, str]:
-    """`environment` plus this process's moved-clock variables, if it has any."""
+    """`environment` plus this process's moved-clock variables, if its clock is moved."""
+    if "FAKETIME" not in os.environ:
+        return dict(environment)
     moved = {name: os.environ[name] for name in MOVED_CLOCK_VARIABLES if name in os.environ}
     return {**environment, **moved}
 

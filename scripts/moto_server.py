@@ -26,6 +26,12 @@ What the patches change, and only when a workflow is executed:
 4. SQS calls run one at a time (see make_sqs_calls_atomic): moto's threaded
    server could hand out a message twice or drop one under concurrent calls.
 
+5. Under Debian's libfaketime (scripts/clock-check.sh moves the clock a year
+   ahead), a long poll waits by sleeping in short steps (see
+   poll_by_sleeping_under_a_moved_clock): libfaketime 0.9.10 stretches CPython's
+   timed lock waits by the whole offset, so every ReceiveMessage with
+   WaitTimeSeconds hung until the client gave up. Without FAKETIME nothing changes.
+
 All patch moto's internals, so moto is pinned (scripts/requirements.txt) and each
 patch first asserts that the code it replaces is still there: a moto upgrade fails
 here, loudly, rather than silently un-patching the tests.
@@ -281,18 +287,18 @@ def poll_by_sleeping_under_a_moved_clock() -> None:
 
     from moto.sqs import models as sqs
 
-    if "FAKETIME" not in os.environ:
-        return
+    # Checked on every run, so a moto upgrade that changes the wait fails here loudly.
     if "self._messages_lock.wait_for(" not in inspect.getsource(sqs.Queue.wait_for_messages):
         raise MotoPatchOutdated("Queue.wait_for_messages no longer waits on _messages_lock")
+    if "FAKETIME" not in os.environ:
+        return
 
-    step_seconds = 0.02
+    step_seconds = 0.05
 
     def wait_for_messages(self, timeout):
-        waited = 0.0
-        while not self.messages and waited < timeout:
+        until = time.monotonic() + timeout
+        while not self.messages and time.monotonic() < until:
             time.sleep(step_seconds)
-            waited += step_seconds
 
     sqs.Queue.wait_for_messages = wait_for_messages
 
