@@ -87,7 +87,7 @@ def setup() -> None:
          f"(kept {settings.dlq_retention_seconds // 86400} days)")
     _say(f"secret {secret}")
     for monitor in monitors.values():
-        _say(f"monitor \"{monitor['name']}\": average of the latest {monitor['duration']} points "
+        _say(f"monitor \"{monitor['name']}\": the newest point of {monitor['metric']} "
              f"{monitor['operator']} {monitor['critical']:g} is CRITICAL")
     exports = {
         "QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "SECRET_ID": secret,
@@ -160,17 +160,14 @@ def report() -> None:
     explanations = []
     for job in jobs:
         failed = points(job, "failed")
-        monitor = next((m for m in monitors.values() if m["metric"] == f"{prefix}.{job}.failed"), None)
+        monitor = next((m for m in monitors.values() if m["metric"] == f"{prefix}.{job}.alert"), None)
         alert = alerts.get(monitor["id"]) if monitor else None
         state = f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
         print(f"  {job:<14} {latest(failed):>13} {latest(points(job, 'seconds')):>15}   {state}")
         if alert and monitor:
-            considered = [point["value"] for point in failed[-monitor["duration"]:]]
             explanations.append(
-                f"  {job}: its monitor averages the latest {monitor['duration']} points (failure_duration): "
-                f"{' and '.join(f'{v:g}' for v in considered)} -> {sum(considered) / len(considered):g} "
-                f"{monitor['operator']} {monitor['critical']:g}, so {alert['status']}. The earlier runs are why: "
-                "with fewer points than that, Mackerel evaluates nothing."
+                f"  {job}: its monitor watches {monitor['metric']}, which the consumer set to 1 when the "
+                f"failure arrived and keeps at the newest run's status; the newest run failed, so {alert['status']}."
             )
     for explanation in explanations:
         print(explanation)

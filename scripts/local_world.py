@@ -346,7 +346,7 @@ def _terraform_value(raw, variables: dict, job: str):
                 f"{MONITORS_MODULE.relative_to(REPO_ROOT)}/main.tf: teach _terraform_value that expression"
             )
     whole = _PLACEHOLDER.fullmatch(raw)
-    if whole:  # `${var.failure_duration}` keeps the variable's type
+    if whole:  # `${var.notification_interval}` keeps the variable's type
         return scope[whole.group(1)]
     return _PLACEHOLDER.sub(lambda match: str(scope[match.group(1)]), _unquote(raw))
 
@@ -359,7 +359,7 @@ def _camel_case(name: str) -> str:
 def job_monitor_bodies(service: str, metric_prefix: str, jobs: tuple[str, ...] | list[str]) -> dict[str, dict]:
     """The Mackerel API body of each job's `mackerel_monitor.job_failed`, as Terraform would
     create it: name, notification interval and service_metric settings read from the
-    module's main.tf, with its variables' defaults (failure_duration among them)."""
+    module's main.tf, with its variables' defaults (notification_interval among them)."""
     variables = variable_defaults(MONITORS_MODULE)
     variables |= {"service_name": service, "metric_prefix": metric_prefix, "job_names": list(jobs)}
     resources = _load_hcl(MONITORS_MODULE / "main.tf")["resource"]

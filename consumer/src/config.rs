@@ -44,6 +44,10 @@ pub struct Settings {
     pub max_future_seconds: i64,
     /// Where the pipeline's own figures go, if anywhere.
     pub pipeline_metrics: Option<PipelineMetricsTarget>,
+    /// Whether job statuses (`<job>.failed`) get their alert series
+    /// (`<job>.alert`) and the reads that keep it right (README: "Every failure
+    /// alerts"). Off, every series is posted as it comes, as before.
+    pub status_alerts: bool,
 }
 
 /// The service and name prefix for the pipeline's own per-batch figures.
@@ -142,6 +146,18 @@ impl Settings {
             }
         };
 
+        let status_alerts = match get("STATUS_ALERTS") {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "STATUS_ALERTS",
+                    value: other.to_owned(),
+                    expected: "on (the default: every job failure opens its alert) or off (no <job>.alert series, no reads)".to_owned(),
+                })
+            }
+        };
+
         Ok(Settings {
             key_source,
             api_base,
@@ -174,6 +190,7 @@ impl Settings {
                 86_400,
             )?,
             pipeline_metrics,
+            status_alerts,
         })
     }
 }
@@ -227,6 +244,25 @@ mod tests {
         assert_eq!(settings.merge_rule, MergeRule::Max);
         assert_eq!(settings.max_request_bytes, 65_536);
         assert_eq!(settings.pipeline_metrics, None);
+        assert!(settings.status_alerts);
+    }
+
+    #[test]
+    fn status_alerts_can_be_turned_off_and_nothing_else_is_guessed() {
+        let with = |value: &str| {
+            Settings::from_vars(&vars(&[
+                ("MACKEREL_API_KEY", "k"),
+                ("DLQ_URL", "u"),
+                ("STATUS_ALERTS", value),
+            ]))
+        };
+        assert!(!with("off").unwrap().status_alerts);
+        assert!(with("on").unwrap().status_alerts);
+        let refused = with("no").unwrap_err().to_string();
+        assert!(
+            refused.starts_with("STATUS_ALERTS=\"no\" is not valid: on"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -2,16 +2,19 @@
 //! refreshes, all bounded by a try budget and by the invocation's deadline, so
 //! the function answers SQS before Lambda would time it out.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
 use sfn_mackerel_message::SetAsideReason;
 use tokio::time::Instant;
 
+use crate::alerting::StatusPoint;
 use crate::api_key::{ApiKey, KeyStore};
 use crate::retry::{backoff, classify, AttemptResult, Verdict};
 
-/// Sends one tsdb request (the HTTP client, or a scripted fake in tests).
+/// Mackerel's API as the consumer uses it: one tsdb post, one series read (the
+/// HTTP client, or a scripted fake in tests).
 pub trait Transport: Send + Sync {
     fn post_tsdb(
         &self,
@@ -20,6 +23,25 @@ pub trait Transport: Send + Sync {
         key: &ApiKey,
         timeout: Duration,
     ) -> impl Future<Output = AttemptResult> + Send;
+
+    /// The points a service's series holds from `from` to `to` (epoch seconds),
+    /// oldest first; empty when the series does not exist yet. An error says
+    /// why the read failed, for a log line.
+    fn read_series(
+        &self,
+        service: &str,
+        name: &str,
+        range: SeriesRange,
+        key: &ApiKey,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<StatusPoint>, String>> + Send;
+}
+
+/// The span of a series read, epoch seconds, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesRange {
+    pub from: i64,
+    pub to: i64,
 }
 
 /// How hard to try.
@@ -91,7 +113,7 @@ pub struct TryCount {
 }
 
 /// The smallest slice of time worth starting a request in.
-const MIN_REQUEST_TIME: Duration = Duration::from_millis(200);
+pub const MIN_REQUEST_TIME: Duration = Duration::from_millis(200);
 
 /// Posts `body` for `service` until it is accepted, refused for good, or the
 /// policy's tries or time run out. `generation` identifies the invocation, so the
@@ -102,6 +124,27 @@ pub async fn deliver(
     generation: u64,
     service: &str,
     body: &[u8],
+    policy: &RetryPolicy,
+) -> (ChunkOutcome, TryCount) {
+    deliver_built(
+        transport,
+        keys,
+        generation,
+        service,
+        || Cow::Borrowed(body),
+        policy,
+    )
+    .await
+}
+
+/// As [`deliver`], with the body built anew for every try (an alert point is
+/// stamped when its try starts, not when its first try did).
+pub async fn deliver_built<'b>(
+    transport: &impl Transport,
+    keys: &KeyStore,
+    generation: u64,
+    service: &str,
+    body_for_try: impl Fn() -> Cow<'b, [u8]>,
     policy: &RetryPolicy,
 ) -> (ChunkOutcome, TryCount) {
     let mut count = TryCount::default();
@@ -125,8 +168,9 @@ pub async fn deliver(
             count.retries += 1;
         }
         count.requests += 1;
+        let body = body_for_try();
         let result = transport
-            .post_tsdb(service, body, &key, policy.request_timeout.min(remaining))
+            .post_tsdb(service, &body, &key, policy.request_timeout.min(remaining))
             .await;
         last_problem = describe(&result);
         let wait = match classify(&result) {

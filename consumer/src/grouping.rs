@@ -71,6 +71,15 @@ struct Accumulator<'a> {
 /// Groups decoded messages (with their batch positions) per service and merges
 /// same-minute values by `rule`. Services come out sorted by name.
 pub fn group<'a>(messages: &'a [(usize, Decoded)], rule: MergeRule) -> Vec<ServicePoints<'a>> {
+    group_by_rules(messages, |_| rule)
+}
+
+/// As [`group`], with the merge rule chosen per metric name (a job's status
+/// series merge by max whatever the configured rule: see `alerting`).
+pub fn group_by_rules<'a>(
+    messages: &'a [(usize, Decoded)],
+    rule_of: impl Fn(&str) -> MergeRule,
+) -> Vec<ServicePoints<'a>> {
     let mut by_service: HashMap<&'a str, BTreeMap<(&'a str, i64), Accumulator<'a>>> =
         HashMap::new();
     let mut order = 0u64;
@@ -95,7 +104,8 @@ pub fn group<'a>(messages: &'a [(usize, Decoded)], rule: MergeRule) -> Vec<Servi
                     );
                 }
                 Some(acc) => {
-                    acc.merged.add(rule, value.value, value.time, order);
+                    acc.merged
+                        .add(rule_of(&value.name), value.value, value.time, order);
                     let point = &mut acc.point;
                     point.value = acc.merged.value;
                     point.time = point.time.max(value.time);

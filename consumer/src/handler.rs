@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use sfn_mackerel_message::status::merge_rule_for;
 use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, SetAsideReason, TimeWindow};
 use tokio::time::Instant;
 
@@ -17,11 +18,12 @@ use crate::chunking::{fits_alone, pack, Chunk};
 use crate::config::Settings;
 use crate::delivery::{deliver, ChunkOutcome, RetryPolicy, Transport};
 use crate::dlq::{DeadLetters, ParkRequest};
-use crate::grouping::{group, Point, ServicePoints};
+use crate::grouping::{group, group_by_rules, Point, ServicePoints};
 use crate::inbound::InboundMessage;
 use crate::outcome::{dispositions, Disposition, Fate};
 use crate::pipeline_metrics::{pipeline_figures_body, MinuteFigures};
 use crate::posting::{post_service, ServiceDelivery};
+use crate::status_posting::{post_with_statuses, BatchClock, StatusFigures, StatusPosting};
 pub use crate::summary::BatchSummary;
 
 /// The consumer with everything it holds across invocations.
@@ -85,8 +87,12 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
         now: i64,
     ) -> BatchReport {
         let generation = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+        let clock = BatchClock {
+            started_at: now,
+            started: Instant::now(),
+        };
         let prepared = prepare(messages, now, &self.settings);
-        let plans = prepared.plan(&self.settings);
+        let services = prepared.group(&self.settings);
         let mut summary = prepared.summary.clone();
         let policy = RetryPolicy {
             max_attempts: self.settings.max_attempts,
@@ -103,9 +109,9 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             prepared.rejected.iter().map(|(p, r)| (*p, r)).collect();
         // The futures are made before the stream, so that no closure over the
         // plans' lifetimes ends up in this future's type (it must stay Send).
-        let posts: Vec<_> = plans
+        let posts: Vec<_> = services
             .into_iter()
-            .map(|plan| self.post_plan(plan, generation, &policy))
+            .map(|points| self.post_points(points, generation, &policy, clock))
             .collect();
         let posting = futures::stream::iter(posts)
             .buffer_unordered(self.settings.service_concurrency)
@@ -114,7 +120,10 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
             tokio::join!(self.park(messages, &rejected, park_by), posting);
 
         let mut requests: Vec<(Vec<usize>, ChunkOutcome)> = Vec::new();
-        for service in delivered {
+        for (service, status) in delivered {
+            summary.status_reads += status.reads;
+            summary.failed_status_reads += status.failed_reads;
+            summary.alert_values_posted += status.alert_values_posted;
             summary.requests += service.count.requests;
             summary.retries += service.count.retries;
             for sent in service.chunks {
@@ -161,22 +170,37 @@ impl<T: Transport, D: DeadLetters> Consumer<T, D> {
         BatchReport { fates, summary }
     }
 
-    /// Posts one service's planned requests.
-    async fn post_plan(
+    /// Posts one service's points: with the alerting guarantee on, its job
+    /// statuses are read and merged first and their alerts written after.
+    async fn post_points(
         &self,
-        plan: ServicePlan<'_>,
+        points: ServicePoints<'_>,
         generation: u64,
         policy: &RetryPolicy,
-    ) -> ServiceDelivery {
-        post_service(
+        clock: BatchClock,
+    ) -> (ServiceDelivery, StatusFigures) {
+        if self.settings.status_alerts {
+            let posting = StatusPosting {
+                keys: &self.keys,
+                generation,
+                policy,
+                max_request_bytes: self.settings.max_request_bytes,
+                max_future_seconds: self.settings.max_future_seconds,
+                clock,
+            };
+            return post_with_statuses(&self.transport, points, &posting).await;
+        }
+        let chunks = pack(&points, self.settings.max_request_bytes);
+        let delivery = post_service(
             &self.transport,
             &self.keys,
             generation,
-            &plan.points,
-            plan.chunks,
+            &points,
+            chunks,
             policy,
         )
-        .await
+        .await;
+        (delivery, StatusFigures::default())
     }
 
     /// Parks `to_park` by `until`; says for each position whether it was parked.
@@ -300,10 +324,21 @@ pub struct ServicePlan<'a> {
 }
 
 impl PreparedBatch {
-    /// Groups the valid values per service, merges same-minute values and packs
-    /// the request bodies. Services in name order.
+    /// Groups the valid values per service and merges same-minute values, a
+    /// job's status by max when the alerting guarantee is on (a status is a
+    /// flag: a failure wins its minute). Services in name order.
+    pub fn group(&self, settings: &Settings) -> Vec<ServicePoints<'_>> {
+        let rule = settings.merge_rule;
+        if settings.status_alerts {
+            group_by_rules(&self.valid, |name| merge_rule_for(name, rule))
+        } else {
+            group(&self.valid, rule)
+        }
+    }
+
+    /// [`Self::group`], then the request bodies packed (before any read).
     pub fn plan(&self, settings: &Settings) -> Vec<ServicePlan<'_>> {
-        group(&self.valid, settings.merge_rule)
+        self.group(settings)
             .into_iter()
             .map(|points| {
                 let chunks = pack(&points, settings.max_request_bytes);

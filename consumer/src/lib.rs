@@ -5,6 +5,7 @@
 //! Pure logic (grouping, chunking, retry decisions, outcomes) lives apart from
 //! I/O (HTTP to Mackerel, SQS, Secrets Manager) so it is tested without servers.
 
+pub mod alerting;
 pub mod api_key;
 pub mod chunking;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod posting;
 pub mod retry;
 pub mod runner;
 pub mod startup;
+pub mod status_posting;
 pub mod summary;
 
 pub use handler::{BatchReport, Consumer};

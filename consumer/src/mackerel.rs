@@ -1,5 +1,6 @@
-//! The HTTP side of posting to Mackerel: one tsdb request with a timeout, its
-//! answer reduced to what the retry logic needs. Redirects are never followed
+//! The HTTP side of Mackerel: one tsdb request with a timeout, its answer
+//! reduced to what the retry logic needs, and one series read (for job statuses,
+//! see `alerting`). Redirects are never followed
 //! (reqwest would resend `X-Api-Key` to the new host), an answer body is read
 //! only up to a bound, and the key travels only in a header marked sensitive,
 //! so it never shows in logs or errors.
@@ -10,13 +11,18 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTE
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
+use crate::alerting::StatusPoint;
 use crate::api_key::ApiKey;
-use crate::delivery::Transport;
+use crate::delivery::{SeriesRange, Transport};
 use crate::retry::{Answer, AttemptResult};
 
 /// The most of an answer body that is read: Mackerel's answers are a few bytes,
 /// and a server sending more gets no more of this function's memory.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// The most of a series read's answer that is read: a day of one point a minute
+/// takes under 80 KiB; more is not an answer this consumer asked for.
+pub const MAX_SERIES_ANSWER_BYTES: usize = 512 * 1024;
 
 /// How much of a server-chosen text (a Location, an error body) goes into a log or a DLQ detail.
 const MAX_QUOTED_CHARS: usize = 200;
@@ -45,6 +51,31 @@ impl HttpTransport {
     pub fn tsdb_url(&self, service: &str) -> String {
         format!("{}/api/v0/services/{service}/tsdb", self.api_base)
     }
+
+    /// Service and metric names are validated to `[a-zA-Z0-9._-]+`, so they
+    /// need no escaping in a path or a query.
+    pub fn series_url(&self, service: &str, name: &str, range: SeriesRange) -> String {
+        format!(
+            "{}/api/v0/services/{service}/metrics?name={name}&from={}&to={}",
+            self.api_base, range.from, range.to
+        )
+    }
+}
+
+/// Reads at most `limit` bytes of an answer body; says whether there was more.
+async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(bytes) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if bytes.len() > room {
+            return Ok((body, true));
+        }
+    }
+    Ok((body, false))
 }
 
 impl Transport for HttpTransport {
@@ -72,23 +103,96 @@ impl Transport for HttpTransport {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let mut answer_body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(bytes)) => {
-                    let room = MAX_ANSWER_BYTES.saturating_sub(answer_body.len());
-                    answer_body.extend_from_slice(&bytes[..bytes.len().min(room)]);
-                    if answer_body.len() >= MAX_ANSWER_BYTES {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // An answer cut short says nothing about what was stored: try again.
-                Err(error) => return transport_failure(&error),
-            }
-        }
+        let answer_body = match read_bounded(&mut response, MAX_ANSWER_BYTES).await {
+            // What is past the bound is not needed to classify the answer.
+            Ok((body, _)) => body,
+            // An answer cut short says nothing about what was stored: try again.
+            Err(error) => return transport_failure(&error),
+        };
         read_answer(status, &headers, &answer_body, SystemTime::now())
     }
+
+    async fn read_series(
+        &self,
+        service: &str,
+        name: &str,
+        range: SeriesRange,
+        key: &ApiKey,
+        timeout: Duration,
+    ) -> Result<Vec<StatusPoint>, String> {
+        let mut key_header = key.header_value();
+        key_header.set_sensitive(true);
+        let sent = self
+            .client
+            .get(self.series_url(service, name, range))
+            .header("X-Api-Key", key_header)
+            .timeout(timeout)
+            .send()
+            .await;
+        let describe = |error: &reqwest::Error| match transport_failure(error) {
+            AttemptResult::TimedOut => "no answer within the request timeout".to_owned(),
+            AttemptResult::Unreachable(why) => format!("could not reach Mackerel: {why}"),
+            AttemptResult::Answered(_) => "the answer could not be read".to_owned(),
+        };
+        let mut response = sent.map_err(|error| describe(&error))?;
+        let status = response.status().as_u16();
+        let (body, cut) = read_bounded(&mut response, MAX_SERIES_ANSWER_BYTES)
+            .await
+            .map_err(|error| describe(&error))?;
+        if cut {
+            return Err(format!(
+                "HTTP {status} with an answer over {MAX_SERIES_ANSWER_BYTES} bytes"
+            ));
+        }
+        read_series_answer(status, &body)
+    }
+}
+
+/// Reads a series read's answer: Mackerel's `{"metrics": [{"time", "value"}]}`.
+/// A 404 means the series (or its service) holds nothing yet. Pure and total.
+pub fn read_series_answer(status: u16, body: &[u8]) -> Result<Vec<StatusPoint>, String> {
+    #[derive(serde::Deserialize)]
+    struct Series {
+        metrics: Vec<SeriesPoint>,
+    }
+    #[derive(serde::Deserialize)]
+    struct SeriesPoint {
+        time: f64,
+        value: f64,
+    }
+    if status == 404 {
+        return Ok(Vec::new());
+    }
+    let text = String::from_utf8_lossy(body);
+    if status != 200 {
+        let mut why = format!("HTTP {status}");
+        let message = error_message(&text);
+        if !message.is_empty() {
+            why.push_str(&format!(": {message}"));
+        }
+        return Err(why);
+    }
+    let series: Series = serde_json::from_str(&text)
+        .map_err(|error| format!("HTTP 200 without a series in it ({error})"))?;
+    // Epoch seconds a server could send that an i64 holds with room to spare.
+    const LATEST_TIME: f64 = 1e15;
+    series
+        .metrics
+        .into_iter()
+        .map(|point| {
+            if point.time.is_finite() && point.time.abs() < LATEST_TIME && point.value.is_finite() {
+                Ok(StatusPoint {
+                    time: point.time as i64,
+                    value: point.value,
+                })
+            } else {
+                Err(format!(
+                    "HTTP 200 with a point that is not one (time {}, value {})",
+                    point.time, point.value
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Reduces a server's answer to what the retry logic needs. Pure and total:
@@ -291,6 +395,54 @@ mod tests {
             let _ = parse_retry_after(value, now);
         }
         assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn a_series_answer_gives_its_points_oldest_first() {
+        let points = read_series_answer(
+            200,
+            br#"{"metrics":[{"time":1795981380,"value":1},{"time":1795981440,"value":0.0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            points,
+            vec![
+                StatusPoint {
+                    time: 1_795_981_380,
+                    value: 1.0
+                },
+                StatusPoint {
+                    time: 1_795_981_440,
+                    value: 0.0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_series_that_does_not_exist_yet_holds_nothing() {
+        assert_eq!(read_series_answer(404, b"{}"), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_series_answer_that_is_not_one_is_a_failed_read() {
+        for (status, body) in [
+            (200, &b"<html>proxy</html>"[..]),
+            (200, br#"{"metrics":[{"time":1e300,"value":1}]}"#),
+            (200, br#"{"metrics":[{"time":"soon","value":1}]}"#),
+            (302, b""),
+            (500, br#"{"error":{"message":"internal"}}"#),
+            (200, b"\xff\xfe"),
+        ] {
+            assert!(
+                read_series_answer(status, body).is_err(),
+                "{status} {body:?}"
+            );
+        }
+        assert_eq!(
+            read_series_answer(500, br#"{"error":{"message":"internal"}}"#),
+            Err("HTTP 500: internal".to_owned())
+        );
     }
 
     #[test]

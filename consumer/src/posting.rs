@@ -18,6 +18,8 @@ pub struct SentChunk {
     pub sources: Vec<usize>,
     pub outcome: ChunkOutcome,
     pub values: usize,
+    /// The units it carried whole (see [`Chunk::units`]).
+    pub units: Vec<usize>,
 }
 
 /// What posting one service did: the final outcome of every body (a split body
@@ -76,6 +78,7 @@ pub async fn post_service(
         delivery.chunks.push(SentChunk {
             sources: chunk.sources,
             values: chunk.values,
+            units: chunk.units,
             outcome,
         });
     }
@@ -84,6 +87,7 @@ pub async fn post_service(
         delivery.chunks.push(SentChunk {
             sources: chunk.sources,
             values: chunk.values,
+            units: chunk.units,
             outcome: ChunkOutcome::GaveUp {
                 detail: "not posted: the split of a refused request did not finish".to_owned(),
             },

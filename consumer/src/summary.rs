@@ -20,6 +20,12 @@ pub struct BatchSummary {
     pub failed_messages: usize,
     /// How old the oldest valid value was when the batch arrived.
     pub oldest_value_age_seconds: Option<i64>,
+    /// Job status series read before writing (the alerting guarantee).
+    pub status_reads: u32,
+    /// Reads among them that failed (the batch alone decided those alerts).
+    pub failed_status_reads: u32,
+    /// Points written to alert series (`<job>.alert`), not counted in `values_posted`.
+    pub alert_values_posted: usize,
 }
 
 impl BatchSummary {
@@ -53,6 +59,9 @@ impl BatchSummary {
             values_posted = self.values_posted,
             requests = self.requests,
             retries = self.retries,
+            status_reads = self.status_reads,
+            failed_status_reads = self.failed_status_reads,
+            alert_values_posted = self.alert_values_posted,
             failed = self.failed_messages,
             oldest_value_age_seconds = self.oldest_value_age_seconds.unwrap_or(0),
             "batch done"

@@ -1,7 +1,8 @@
 //! What a server that misbehaves gets from the consumer: no redirect followed
 //! and the key sent nowhere else, no value counted as posted without Mackerel's
 //! own success answer, no panic and no wait past the deadline whatever a
-//! `Retry-After` says, and one refused value never parking its neighbours.
+//! `Retry-After` says, and one refused value never parking its neighbours. The
+//! values here are not job statuses (their reads are `alerting_e2e.rs`'s).
 
 mod support;
 
@@ -35,7 +36,7 @@ fn results(ids: &[&str], service: &str) -> Vec<sfn_mackerel_consumer::InboundMes
         .map(|(i, id)| {
             inbound(
                 id,
-                &result_body(service, &format!("job.{i:02}.failed"), 1.0, now() - 60),
+                &result_body(service, &format!("job.{i:02}.seconds"), 1.0, now() - 60),
             )
         })
         .collect()
@@ -186,7 +187,7 @@ async fn the_standins_largest_retry_after_is_survived_too() {
 #[tokio::test]
 async fn one_refused_value_does_not_park_its_neighbours() {
     let server = ScriptedMackerel::start_with_rule(Arc::new(|body: &str| {
-        body.contains("job.05.failed").then(|| Answer::status(400))
+        body.contains("job.05.seconds").then(|| Answer::status(400))
     }))
     .await;
     let (consumer, dlq) = http_consumer(&server, &[]).await;

@@ -1,5 +1,7 @@
 //! The handler against a scripted Mackerel-like HTTP server on loopback: how
-//! many requests it makes, what it sends, and which messages come back.
+//! many requests it makes, what it sends, and which messages come back. The
+//! values here are not job statuses, whose read and alert requests come on top
+//! (`alerting_e2e.rs`).
 
 mod support;
 
@@ -16,7 +18,12 @@ use support::*;
 fn one_result(id: &str, service: &str, value: f64) -> sfn_mackerel_consumer::InboundMessage {
     inbound(
         id,
-        &result_body(service, &format!("glue.job.{id}.failed"), value, now() - 60),
+        &result_body(
+            service,
+            &format!("glue.job.{id}.seconds"),
+            value,
+            now() - 60,
+        ),
     )
 }
 
@@ -316,7 +323,7 @@ async fn a_message_split_across_a_failed_and_an_accepted_request_comes_back() {
         .collect();
     let big = serde_json::json!({"service": "svc", "time": time, "metrics": metrics}).to_string();
     let messages = vec![
-        inbound("small", &result_body("svc", "a.job.failed", 0.0, time)),
+        inbound("small", &result_body("svc", "a.job.seconds", 0.0, time)),
         inbound("big", &big),
     ];
 

@@ -108,19 +108,13 @@ async fn every_value_arrives_with_its_original_time_in_far_fewer_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
+async fn a_failure_followed_by_a_success_in_one_batch_opens_the_alert_then_closes_it() {
     let standin = standin(&["ORGANIZATION"]).await;
     let queues = queues(30, 5).await;
     let metric = "prd.glue.job.make_order.failed";
-    // The shipped monitors average the latest 2 points (terraform: failure_duration = 2).
-    let monitor = create_failure_monitor(&standin, "ORGANIZATION", metric, 2).await;
-    let other = create_failure_monitor(
-        &standin,
-        "ORGANIZATION",
-        "prd.glue.job.make_alarm.failed",
-        2,
-    )
-    .await;
+    let monitor = create_job_monitor(&standin, "ORGANIZATION", metric).await;
+    let other =
+        create_job_monitor(&standin, "ORGANIZATION", "prd.glue.job.make_alarm.failed").await;
     let minute = (now() / 60 - 5) * 60;
     queues
         .send_all(&[
@@ -156,12 +150,22 @@ async fn a_failure_followed_by_a_success_in_one_batch_still_alerts() {
         1,
         "the test needs one batch"
     );
-    let alerts = open_alerts(&standin).await;
-    assert!(
-        alerts.contains(&(monitor, "CRITICAL".to_owned())),
+    // The failure opened the alert; the newer success in the same batch closed it.
+    let alerts = all_alerts(&standin).await;
+    assert_eq!(
+        alerts.iter().filter(|(id, _)| *id == monitor).count(),
+        1,
         "{alerts:?}"
     );
+    assert!(open_alerts(&standin).await.is_empty());
     assert!(!alerts.iter().any(|(id, _)| *id == other), "{alerts:?}");
+    let graph = standin.dump().points("ORGANIZATION", metric);
+    let values: Vec<f64> = graph.iter().map(|p| p.value).collect();
+    assert_eq!(
+        values,
+        vec![1.0, 0.0],
+        "the failure's minute keeps the failure"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +193,8 @@ async fn malformed_and_too_old_messages_end_in_the_dlq_with_their_reasons_and_no
     ];
     expected.sort();
     assert_eq!(parked, expected);
-    assert_eq!(standin.counters().values_accepted, 20);
+    // 20 job statuses and the alert point of each.
+    assert_eq!(standin.counters().values_accepted, 20 + 20);
     assert_eq!(queues.depth(&queues.source_url).await, 0);
 }
 
@@ -228,7 +233,8 @@ async fn while_mackerel_fails_messages_come_back_and_arrive_once_it_recovers() {
     let consumer = consumer(&standin, &queues, &[("MACKEREL_MAX_ATTEMPTS", "2")]).await;
     let (tally, ()) = tokio::join!(drain(consumer, &queues, 5), recovering);
 
-    assert_eq!(standin.counters().values_accepted, 30);
+    // 30 job statuses and the alert point of each.
+    assert_eq!(standin.counters().values_accepted, 30 + 30);
     assert!(
         tally
             .left_for_retry

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
+use sfn_mackerel_consumer::alerting::StatusPoint;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
-use sfn_mackerel_consumer::delivery::Transport;
+use sfn_mackerel_consumer::delivery::{SeriesRange, Transport};
 use sfn_mackerel_consumer::retry::{Answer as MackerelAnswer, AttemptResult};
 use sfn_mackerel_consumer::{BatchReport, Consumer, Fate, InboundMessage};
 use sfn_mackerel_message::names::{check_metric_name, check_service_name};
+use sfn_mackerel_message::status::{alert_series_of, ALERT_SUFFIX};
 use sfn_mackerel_message::{
     decode, DecodeContext, OutgoingMessage, OutgoingMetric, SetAsideReason, TimeWindow,
 };
@@ -581,6 +583,8 @@ struct Delivery {
     /// The points that were posted but never in a body that got a success answer
     /// (a refused body split in halves delivers its points in the halves).
     undelivered: HashSet<PointKey>,
+    /// The (service, alert series) whose steps were all written.
+    alerts_written: HashSet<(String, String)>,
 }
 
 fn delivery(requests: &[SeenTry]) -> Delivery {
@@ -612,9 +616,29 @@ fn delivery(requests: &[SeenTry]) -> Delivery {
         }
     }
     undelivered.retain(|key| !delivered.contains_key(key));
+    // An alert series is written when the last try that carried it was stored:
+    // its steps go in order, each after the one before was stored.
+    let mut last_alert_try: HashMap<(String, String), bool> = HashMap::new();
+    for request in requests {
+        let points: Vec<PostedPoint> =
+            serde_json::from_slice(&request.body).expect("every request body is a JSON array");
+        for point in points
+            .into_iter()
+            .filter(|p| p.name.ends_with(ALERT_SUFFIX))
+        {
+            last_alert_try.insert(
+                (request.service.clone(), point.name),
+                stored(&request.answer),
+            );
+        }
+    }
     Delivery {
         delivered,
         undelivered,
+        alerts_written: last_alert_try
+            .into_iter()
+            .filter_map(|(key, written)| written.then_some(key))
+            .collect(),
     }
 }
 
@@ -670,6 +694,23 @@ fn every_message_ends_in_exactly_one_place(
         *attempt_count.entry(id.as_str()).or_default() += 1;
     }
 
+    let mut alerts_of_units: HashMap<usize, bool> = HashMap::new();
+    let prepared = sfn_mackerel_consumer::handler::prepare(&run.inbound, NOW, &settings());
+    for service in prepared.group(&settings()) {
+        for unit in &service.units {
+            let written = unit.points.iter().all(|point| {
+                alert_series_of(point.name).is_none_or(|alert| {
+                    delivery
+                        .alerts_written
+                        .contains(&(service.service.to_owned(), alert))
+                })
+            });
+            for source in &unit.sources {
+                alerts_of_units.insert(*source, written);
+            }
+        }
+    }
+
     for ((spec, message), fate) in scenario
         .messages
         .iter()
@@ -681,7 +722,11 @@ fn every_message_ends_in_exactly_one_place(
             attempt_count.get(id).copied().unwrap_or(0) <= 1,
             "{id} was offered to the DLQ more than once"
         );
-        let posted = all_values_delivered(spec, &delivery);
+        // Posted: its values delivered, and the alert of every job status in
+        // its unit written (a unit is delivered or returned whole).
+        let position: usize = id["m-".len()..].parse().unwrap();
+        let posted = all_values_delivered(spec, &delivery)
+            && alerts_of_units.get(&position).copied().unwrap_or(true);
         let parked = parked_count.get(id).copied().unwrap_or(0);
         let returned = failed.contains(id);
         prop_assert!(parked <= 1, "{id} was parked {parked} times");
@@ -801,7 +846,12 @@ proptest! {
         for plan in &plans {
             let whole: HashSet<usize> = plan.chunks.iter().flat_map(|c| c.units.iter().copied()).collect();
             for (index, unit) in plan.points.units.iter().enumerate() {
-                if !whole.contains(&index) {
+                // A unit none of whose messages counts as posted (its job's alert
+                // was not written after its values were) comes back or sits in
+                // the DLQ whole, like a unit whose request failed: none of its
+                // messages is deleted as if it had been posted.
+                let came_back_whole = unit.sources.iter().all(|&source| run.report.fates[source] != Fate::Posted);
+                if !whole.contains(&index) || came_back_whole {
                     split.extend(unit.sources.iter().copied());
                 }
             }
@@ -863,6 +913,16 @@ struct SameAnswer(AttemptResult);
 impl Transport for SameAnswer {
     async fn post_tsdb(&self, _: &str, _: &[u8], _: &ApiKey, _: Duration) -> AttemptResult {
         self.0.clone()
+    }
+    async fn read_series(
+        &self,
+        _: &str,
+        _: &str,
+        _: SeriesRange,
+        _: &ApiKey,
+        _: Duration,
+    ) -> Result<Vec<StatusPoint>, String> {
+        Ok(Vec::new())
     }
 }
 

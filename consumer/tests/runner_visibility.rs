@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mackerel_standin::FaultConfig;
+use sfn_mackerel_consumer::alerting::StatusPoint;
 use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
-use sfn_mackerel_consumer::delivery::Transport;
+use sfn_mackerel_consumer::delivery::{SeriesRange, Transport};
 use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
 use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::retry::AttemptResult;
@@ -83,8 +84,8 @@ async fn a_slow_mackerel_never_sees_a_message_twice_when_the_runner_sets_the_vis
     assert_eq!(tally.deleted.load(Ordering::Relaxed), 20);
     assert_eq!(
         standin.counters().values_received,
-        20,
-        "each value was posted once"
+        20 + 20,
+        "each job status and its alert point were posted once"
     );
     assert_eq!(
         queues.depth(&queues.dlq_url).await,
@@ -159,6 +160,16 @@ impl Transport for PanickingTransport {
             panic!("scripted failure of a worker");
         }
         AttemptResult::mackerel(200)
+    }
+    async fn read_series(
+        &self,
+        _: &str,
+        _: &str,
+        _: SeriesRange,
+        _: &ApiKey,
+        _: Duration,
+    ) -> Result<Vec<StatusPoint>, String> {
+        Ok(Vec::new())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod encode;
 pub mod merge;
 pub mod names;
 pub mod reason;
+pub mod status;
 pub mod timestamp;
 
 pub use decode::{decode, takes_time_from_sending, DecodeContext, Decoded, MetricValue};

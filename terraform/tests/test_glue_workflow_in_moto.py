@@ -17,8 +17,8 @@ stand-in, where the monitoring module's job monitors were created: make_alarm's
 monitor has an open CRITICAL alert, the other jobs' monitors none, the stand-in
 stores each job's `failed` (and the succeeded jobs' `seconds`) at the message's
 minute, and nothing is set aside in the DLQ. A previous, successful run (`failed =
-0` an hour earlier) is posted first, as on any day but the first: the monitors
-average the latest `failure_duration` points and evaluate nothing with fewer. Both binaries come from `cargo build --workspace --bins`
+0` an hour earlier) is posted first, as on any day but the first, so that the run
+under test arrives behind points the series already holds. Both binaries come from `cargo build --workspace --bins`
 ($SFN_MACKEREL_BIN_DIR, else target/debug under $CARGO_TARGET_DIR or the repository).
 
 The queue, its DLQ, the Glue jobs, the state machine and the job monitors come from
@@ -220,9 +220,8 @@ STANDIN_API_KEY = "workflow-test-key"
 STANDIN_START_SECONDS = 15
 CONSUMER_IDLE_SECONDS = 3
 CONSUMER_SECONDS = 60
-# The previous run of the workflow, posted before this one's results: Mackerel
-# averages the latest `failure_duration` points, and with fewer points than that
-# it evaluates nothing (the stand-in's guess 12), so a first-ever run alerts on nothing.
+# The previous run of the workflow, posted before this one's results, as on any
+# day but the first.
 PREVIOUS_RUN_SECONDS_EARLIER = 3600
 
 

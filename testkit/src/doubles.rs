@@ -1,12 +1,14 @@
 //! The consumer's test doubles, in memory: a Mackerel that answers each try
-//! from a script, and a DLQ that keeps what it is given (or refuses it).
+//! from a script (and keeps what it answered 200 to, for reads), and a DLQ that
+//! keeps what it is given (or refuses it).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sfn_mackerel_consumer::alerting::StatusPoint;
 use sfn_mackerel_consumer::api_key::ApiKey;
-use sfn_mackerel_consumer::delivery::Transport;
+use sfn_mackerel_consumer::delivery::{SeriesRange, Transport};
 use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
 use sfn_mackerel_consumer::retry::AttemptResult;
 use sfn_mackerel_message::SetAsideReason;
@@ -21,6 +23,9 @@ pub struct SeenTry {
     pub answer: AttemptResult,
 }
 
+/// A stored series: value by minute (epoch minutes).
+type StoredSeries = std::collections::BTreeMap<i64, f64>;
+
 /// A script in play: the answers not given yet, then the one for every later try.
 type Script = (VecDeque<AttemptResult>, AttemptResult);
 
@@ -31,6 +36,13 @@ pub struct ScriptedTransport {
     scripts: Arc<Mutex<HashMap<String, Script>>>,
     default: Arc<Mutex<Option<Script>>>,
     seen: Arc<Mutex<Vec<SeenTry>>>,
+    /// What posts answered with Mackerel's success stored, per (service, name),
+    /// one value per minute, the later write winning.
+    stored: Arc<Mutex<HashMap<(String, String), StoredSeries>>>,
+    /// Every series read: (service, name, range).
+    reads: Arc<Mutex<Vec<(String, String, SeriesRange)>>>,
+    /// Reads fail with this when set.
+    failing_reads: Arc<Mutex<Option<String>>>,
 }
 
 impl ScriptedTransport {
@@ -54,6 +66,45 @@ impl ScriptedTransport {
     /// Every try so far, in order.
     pub fn seen(&self) -> Vec<SeenTry> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Every series read so far, in order.
+    pub fn reads(&self) -> Vec<(String, String, SeriesRange)> {
+        self.reads.lock().unwrap().clone()
+    }
+
+    /// Makes every later read fail with `why`.
+    pub fn fail_reads(&self, why: &str) {
+        *self.failing_reads.lock().unwrap() = Some(why.to_owned());
+    }
+
+    /// The values a series holds by minute start, as a read would give them.
+    pub fn stored(&self, service: &str, name: &str) -> Vec<(i64, f64)> {
+        self.stored
+            .lock()
+            .unwrap()
+            .get(&(service.to_owned(), name.to_owned()))
+            .map(|series| series.iter().map(|(m, v)| (m * 60, *v)).collect())
+            .unwrap_or_default()
+    }
+
+    fn store(&self, service: &str, body: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Element {
+            name: String,
+            time: i64,
+            value: f64,
+        }
+        let Ok(elements) = serde_json::from_slice::<Vec<Element>>(body) else {
+            return;
+        };
+        let mut stored = self.stored.lock().unwrap();
+        for element in elements {
+            stored
+                .entry((service.to_owned(), element.name))
+                .or_default()
+                .insert(element.time.div_euclid(60), element.value);
+        }
     }
 
     /// The gaps between consecutive tries, in milliseconds.
@@ -95,7 +146,33 @@ impl Transport for ScriptedTransport {
         if answer == AttemptResult::TimedOut {
             tokio::time::sleep(timeout).await;
         }
+        if matches!(&answer, AttemptResult::Answered(a) if a.status == 200 && a.mackerel_success) {
+            self.store(service, body);
+        }
         answer
+    }
+
+    async fn read_series(
+        &self,
+        service: &str,
+        name: &str,
+        range: SeriesRange,
+        _key: &ApiKey,
+        _timeout: Duration,
+    ) -> Result<Vec<StatusPoint>, String> {
+        self.reads
+            .lock()
+            .unwrap()
+            .push((service.to_owned(), name.to_owned(), range));
+        if let Some(why) = self.failing_reads.lock().unwrap().clone() {
+            return Err(why);
+        }
+        Ok(self
+            .stored(service, name)
+            .into_iter()
+            .filter(|(time, _)| (range.from..=range.to).contains(time))
+            .map(|(time, value)| StatusPoint { time, value })
+            .collect())
     }
 }
 

@@ -254,6 +254,21 @@ pub async fn consumer_with<D: DeadLetters>(
     Consumer::new(settings, transport, keys, dead_letters)
 }
 
+/// A consumer posting through `transport` with the key `test-key-do-not-log`.
+pub async fn consumer_with_transport<
+    T: sfn_mackerel_consumer::delivery::Transport,
+    D: DeadLetters,
+>(
+    settings: Settings,
+    transport: T,
+    dead_letters: D,
+) -> Consumer<T, D> {
+    let keys = KeyStore::load(FixedKey(ApiKey::new("test-key-do-not-log").unwrap()))
+        .await
+        .unwrap();
+    Consumer::new(settings, transport, keys, dead_letters)
+}
+
 pub fn deadline_in(duration: Duration) -> tokio::time::Instant {
     tokio::time::Instant::now() + duration
 }

@@ -64,21 +64,42 @@ pub async fn consumer(
     Consumer::new(settings, transport, keys, dead_letters)
 }
 
-/// Creates a service-metric monitor like the shipped Terraform module's
-/// (`failed > 0` critical, averaged over the latest `duration` points).
-pub async fn create_failure_monitor(
+/// Creates a job's monitor as the shipped Terraform module does: it watches the
+/// job's alert series (`<job>.alert > 0`, the newest point alone) that the
+/// consumer writes for the status series `status_metric` (`<job>.failed`).
+pub async fn create_job_monitor(
     standin: &RunningStandIn,
     service: &str,
+    status_metric: &str,
+) -> String {
+    let metric = sfn_mackerel_message::status::alert_series_of(status_metric)
+        .expect("a job's status series ends with .failed");
+    create_monitor(standin, service, status_metric, &metric).await
+}
+
+/// A monitor on the status series itself (`<job>.failed > 0`), the shape that
+/// misses late failures.
+pub async fn create_status_monitor(
+    standin: &RunningStandIn,
+    service: &str,
+    status_metric: &str,
+) -> String {
+    create_monitor(standin, service, status_metric, status_metric).await
+}
+
+async fn create_monitor(
+    standin: &RunningStandIn,
+    service: &str,
+    status_metric: &str,
     metric: &str,
-    duration: u32,
 ) -> String {
     let monitor: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/api/v0/monitors", standin.base_url()))
         .header("X-Api-Key", API_KEY)
         .json(&serde_json::json!({
-            "type": "service", "name": format!("{metric} failed"), "service": service,
+            "type": "service", "name": format!("{status_metric} failed"), "service": service,
             "metric": metric, "operator": ">", "warning": null, "critical": 0,
-            "duration": duration, "maxCheckAttempts": 1
+            "duration": 1, "maxCheckAttempts": 1
         }))
         .send()
         .await
@@ -91,10 +112,22 @@ pub async fn create_failure_monitor(
     monitor["id"].as_str().unwrap().to_owned()
 }
 
+/// Every alert so far, open and closed, oldest first: (monitorId, status).
+pub async fn all_alerts(standin: &RunningStandIn) -> Vec<(String, String)> {
+    let mut alerts = list_alerts(standin, "?withClosed=true").await;
+    alerts.reverse();
+    alerts
+}
+
 /// Open alerts as `GET /api/v0/alerts` lists them: (monitorId, status).
 pub async fn open_alerts(standin: &RunningStandIn) -> Vec<(String, String)> {
+    list_alerts(standin, "").await
+}
+
+/// `GET /api/v0/alerts` with `query`, newest first: (monitorId, status).
+async fn list_alerts(standin: &RunningStandIn, query: &str) -> Vec<(String, String)> {
     let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v0/alerts", standin.base_url()))
+        .get(format!("{}/api/v0/alerts{query}", standin.base_url()))
         .header("X-Api-Key", API_KEY)
         .send()
         .await

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use sfn_mackerel_message::status::merge_rule_for;
 use sfn_mackerel_message::MergeRule;
 
 use crate::manifest::{Entry, Kind};
@@ -34,7 +35,8 @@ pub struct Expectation {
     pub seqs: Vec<u64>,
 }
 
-/// The points the sent valid messages should have produced, ordered by series and minute.
+/// The points the sent valid messages should have produced, ordered by series
+/// and minute, for a consumer with its alerting guarantee on (its default).
 pub fn expectations(entries: &[Entry], rule: MergeRule) -> Vec<Expectation> {
     // (service, name, minute) -> (time, seq, value) of every value that fell into it.
     type Minute<'a> = (&'a str, &'a str, i64);
@@ -50,8 +52,10 @@ pub fn expectations(entries: &[Entry], rule: MergeRule) -> Vec<Expectation> {
     grouped
         .into_iter()
         .map(|((service, name, minute), values)| {
-            // The consumer merges in arrival order; in a flood, that is seq order.
-            let expected = rule
+            // The consumer merges in arrival order; in a flood, that is seq
+            // order. A job's status merges by max, across batches too (the
+            // consumer reads what the minute holds before writing it).
+            let expected = merge_rule_for(name, rule)
                 .merge_all(values.iter().map(|&(time, seq, value)| (time, seq, value)))
                 .unwrap_or_default();
             Expectation {

@@ -27,17 +27,11 @@ module "monitors" {
   service_name             = var.mackerel_service
   metric_prefix            = var.metric_prefix
   job_names                = var.glue_jobs
-  failure_duration         = local.failure_duration
   pipeline_metrics_service = var.mackerel_service
   missing_data_minutes     = var.missing_data_minutes
 }
 
 locals {
-  # One consumer batch spans at most the batching window, so it can hold points of
-  # a job in ceil(window / 60) + 1 distinct minutes. Averaging that many points
-  # keeps a failure visible behind a later success in the same post.
-  failure_duration = min(10, ceil(var.batching_window_seconds / 60) + 1)
-
   # templatefile() renders each job's branch, then the workflow around them;
   # terraform/tests/render_asl.py does the same for the offline checks.
   workflow_branches = [

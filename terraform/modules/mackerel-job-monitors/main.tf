@@ -13,23 +13,24 @@ locals {
   service_name = var.create_service ? mackerel_service.results[0].name : var.service_name
 }
 
-# failed is 1 for a failed run and 0 for a successful one. With operator ">" and
-# critical 0, the average of the latest `failure_duration` points alerts as soon as
-# one of them is a failure, even when a success was posted after it in the same
-# request (Mackerel only evaluates the newest points).
+# The graph is <job>.failed, at the job's own time. The monitor watches
+# <job>.alert, which the consumer writes when it delivers: 1 when a failure
+# arrives (so it is evaluated even when it arrives after newer points), then the
+# status of the job's newest run. So the newest point alone decides (duration 1);
+# README: "Every failure alerts".
 resource "mackerel_monitor" "job_failed" {
   for_each = toset(var.job_names)
 
   name                  = "${var.metric_prefix}.${each.key} failed"
-  memo                  = "The Glue job ${each.key} failed (its workflow sent ${var.metric_prefix}.${each.key}.failed = 1). The message's \"error\" and \"execution\" fields, in the queue or the workflow's history, tell which run. Closes after ${var.failure_duration} successful run(s)."
+  memo                  = "The Glue job ${each.key} failed (its workflow sent ${var.metric_prefix}.${each.key}.failed = 1; the graph of that series shows when). The message's \"error\" and \"execution\" fields, in the queue or the workflow's history, tell which run. Closes when a newer run of the job succeeds."
   notification_interval = var.notification_interval
 
   service_metric {
     service            = local.service_name
-    metric             = "${var.metric_prefix}.${each.key}.failed"
+    metric             = "${var.metric_prefix}.${each.key}.alert"
     operator           = ">"
     critical           = 0
-    duration           = var.failure_duration
+    duration           = 1
     max_check_attempts = 1
   }
 }

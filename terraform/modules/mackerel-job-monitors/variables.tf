@@ -40,17 +40,6 @@ variable "job_names" {
   }
 }
 
-variable "failure_duration" {
-  description = "Points averaged by each job's failure monitor (Mackerel duration, 1 to 10). At least the number of distinct minutes one consumer batch can hold for a job, so a failure followed by a success in the same batch still alerts; README: \"Choosing the monitors' duration\"."
-  type        = number
-  default     = 2
-
-  validation {
-    condition     = var.failure_duration >= 1 && var.failure_duration <= 10 && floor(var.failure_duration) == var.failure_duration
-    error_message = "failure_duration must be a whole number from 1 to 10 (Mackerel's limits for duration)."
-  }
-}
-
 variable "notification_interval" {
   description = "Minutes between repeated notifications while an alert stays open; 0 notifies once."
   type        = number

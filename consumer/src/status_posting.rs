@@ -1,0 +1,340 @@
+//! Posting one service's values when some of them are job statuses, so that every
+//! delivered failure opens its job's alert: read what Mackerel holds for each
+//! status series, merge the graph with it, post the values, then write each alert
+//! series' steps at delivery time (the plan is `alerting`'s, the I/O is here).
+//!
+//! A message that carried a status is posted only when its alert steps were
+//! written too; otherwise it comes back, and its redelivery reads, merges and
+//! writes again (a failure is never deleted before its alert was evaluated).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use sfn_mackerel_message::status::alert_series_of;
+use tokio::time::Instant;
+
+use crate::alerting::{plan_status_writes, StatusPoint};
+use crate::api_key::KeyStore;
+use crate::chunking::{body_of_units, pack};
+use crate::delivery::{
+    deliver_built, ChunkOutcome, RetryPolicy, SeriesRange, Transport, MIN_REQUEST_TIME,
+};
+use crate::grouping::{Point, ServicePoints, Unit};
+use crate::posting::{post_service, SentChunk, ServiceDelivery};
+
+/// How many series of one service are read at the same time.
+const READ_CONCURRENCY: usize = 4;
+
+/// "Now" for a batch: the epoch second it started at, moved on by the monotonic
+/// clock, so an alert written after long retries is stamped when it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchClock {
+    pub started_at: i64,
+    pub started: Instant,
+}
+
+impl BatchClock {
+    pub fn now(&self) -> i64 {
+        self.started_at + self.started.elapsed().as_secs() as i64
+    }
+}
+
+/// What a service's status posting needs besides the points.
+pub struct StatusPosting<'c> {
+    pub keys: &'c KeyStore,
+    pub generation: u64,
+    pub policy: &'c RetryPolicy,
+    pub max_request_bytes: usize,
+    /// Reads go this far past "now": values may be stamped up to this far ahead.
+    pub max_future_seconds: i64,
+    pub clock: BatchClock,
+}
+
+/// What posting a service with status series did, beyond [`ServiceDelivery`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusFigures {
+    pub reads: u32,
+    pub failed_reads: u32,
+    pub alert_values_posted: usize,
+}
+
+/// One status series of the batch.
+struct BatchSeries<'a> {
+    name: &'a str,
+    alert_name: String,
+    /// Merged per minute, oldest first.
+    points: Vec<StatusPoint>,
+    /// The messages that carried any of its points.
+    sources: Vec<usize>,
+}
+
+/// Posts a service's points; with `status` (the alerting guarantee on), its
+/// status series are read and merged first and their alert steps written after.
+pub async fn post_with_statuses<'a>(
+    transport: &impl Transport,
+    mut points: ServicePoints<'a>,
+    posting: &StatusPosting<'_>,
+) -> (ServiceDelivery, StatusFigures) {
+    let series = status_series(&points);
+    let mut figures = StatusFigures::default();
+    let held = read_held(transport, points.service, &series, posting, &mut figures).await;
+    let mut alert_steps: Vec<Vec<f64>> = Vec::with_capacity(series.len());
+    for (one, held) in series.iter().zip(&held) {
+        let writes = plan_status_writes(&one.points, held.as_deref());
+        set_graph_values(&mut points, one.name, &writes.graph);
+        alert_steps.push(writes.alert_steps);
+    }
+    let chunks = pack(&points, posting.max_request_bytes);
+    let mut delivery = post_service(
+        transport,
+        posting.keys,
+        posting.generation,
+        &points,
+        chunks,
+        posting.policy,
+    )
+    .await;
+    if series.is_empty() {
+        return (delivery, figures);
+    }
+    if let Some(refusal) = delivery
+        .chunks
+        .iter()
+        .map(|sent| &sent.outcome)
+        .find(|outcome| outcome.holds_for_the_service())
+        .cloned()
+    {
+        // The same refusal would meet the alert posts: their messages share it.
+        delivery.chunks.push(SentChunk {
+            sources: all_sources(&series),
+            outcome: refusal,
+            values: 0,
+            units: Vec::new(),
+        });
+        return (delivery, figures);
+    }
+    // Step k of every series that has one, in one request per step; a series'
+    // next step only after its previous one was delivered.
+    let mut written: Vec<bool> = vec![true; series.len()];
+    let steps = alert_steps.iter().map(Vec::len).max().unwrap_or(0);
+    for step in 0..steps {
+        let due: Vec<usize> = (0..series.len())
+            .filter(|&index| alert_steps[index].len() > step)
+            .collect();
+        let (taking, held_back): (Vec<usize>, Vec<usize>) =
+            due.into_iter().partition(|&index| written[index]);
+        // A series whose earlier step was not written takes no later one; its
+        // messages come back (the earlier step's failure already says so, but
+        // a message may also have carried other series).
+        for &index in &held_back {
+            delivery.chunks.push(SentChunk {
+                sources: series[index].sources.clone(),
+                outcome: ChunkOutcome::GaveUp {
+                    detail: "the alert's earlier step was not written".to_owned(),
+                },
+                values: 0,
+                units: Vec::new(),
+            });
+        }
+        if taking.is_empty() {
+            break;
+        }
+        let units_at = |at: i64| -> Vec<Unit<'_>> {
+            taking
+                .iter()
+                .map(|&index| Unit {
+                    points: vec![Point {
+                        name: &series[index].alert_name,
+                        time: at,
+                        value: alert_steps[index][step],
+                        sources: series[index].sources.clone(),
+                    }],
+                    sources: series[index].sources.clone(),
+                })
+                .collect()
+        };
+        // Its bodies are not split on a refusal as values are: an alert point
+        // is a valid name, a 0 or a 1, and the time of the try.
+        let sent = post_alert_step(transport, points.service, &units_at, posting).await;
+        delivery.count.requests += sent.count.requests;
+        delivery.count.retries += sent.count.retries;
+        for (unit, &index) in taking.iter().enumerate() {
+            // Its alert point is unit `unit`, alone in its unit, so never cut.
+            let delivered = sent.chunks.iter().any(|chunk| {
+                chunk.units.contains(&unit) && chunk.outcome == ChunkOutcome::Delivered
+            });
+            written[index] = delivered;
+            if delivered {
+                figures.alert_values_posted += 1;
+            }
+        }
+        delivery.chunks.extend(
+            sent.chunks
+                .into_iter()
+                .map(|chunk| SentChunk { values: 0, ..chunk }),
+        );
+    }
+    (delivery, figures)
+}
+
+/// Posts one step of the alert series: one unit per series, packed once, each
+/// body built anew for every try so that its points are stamped when the try
+/// starts (a point stamped before a long backoff could arrive older than one
+/// another consumer wrote meanwhile, and Mackerel would not evaluate it).
+async fn post_alert_step<'u>(
+    transport: &impl Transport,
+    service: &str,
+    units_at: &(impl Fn(i64) -> Vec<Unit<'u>> + Sync),
+    posting: &StatusPosting<'_>,
+) -> ServiceDelivery {
+    let planned = units_at(posting.clock.now());
+    let alerts = ServicePoints {
+        service,
+        series_groups: (0..planned.len()).map(|unit| unit..unit + 1).collect(),
+        units: planned,
+    };
+    let mut delivery = ServiceDelivery::default();
+    let mut service_refusal: Option<ChunkOutcome> = None;
+    for chunk in pack(&alerts, posting.max_request_bytes) {
+        let outcome = match &service_refusal {
+            Some(refusal) => refusal.clone(),
+            None => {
+                let body_for_try =
+                    || Cow::Owned(body_of_units(&units_at(posting.clock.now()), &chunk.units).body);
+                let (outcome, count) = deliver_built(
+                    transport,
+                    posting.keys,
+                    posting.generation,
+                    service,
+                    body_for_try,
+                    posting.policy,
+                )
+                .await;
+                delivery.count.requests += count.requests;
+                delivery.count.retries += count.retries;
+                outcome
+            }
+        };
+        if outcome.holds_for_the_service() {
+            service_refusal = Some(outcome.clone());
+        }
+        delivery.chunks.push(SentChunk {
+            sources: chunk.sources,
+            outcome,
+            values: 0,
+            units: chunk.units,
+        });
+    }
+    delivery
+}
+
+/// The status series among a service's points, by name. A series' messages are
+/// those of every unit holding one of its points: a unit is delivered or
+/// returned whole (see `grouping`), and its alert steps are part of it.
+fn status_series<'a>(points: &ServicePoints<'a>) -> Vec<BatchSeries<'a>> {
+    let mut by_name: BTreeMap<&'a str, BatchSeries<'a>> = BTreeMap::new();
+    for unit in &points.units {
+        for point in &unit.points {
+            let Some(alert_name) = alert_series_of(point.name) else {
+                continue;
+            };
+            let one = by_name.entry(point.name).or_insert_with(|| BatchSeries {
+                name: point.name,
+                alert_name,
+                points: Vec::new(),
+                sources: Vec::new(),
+            });
+            one.points.push(StatusPoint {
+                time: point.time,
+                value: point.value,
+            });
+            one.sources.extend_from_slice(&unit.sources);
+        }
+    }
+    by_name
+        .into_values()
+        .map(|mut one| {
+            one.points.sort_by_key(StatusPoint::minute);
+            one.sources.sort_unstable();
+            one.sources.dedup();
+            one
+        })
+        .collect()
+}
+
+fn all_sources(series: &[BatchSeries<'_>]) -> Vec<usize> {
+    let mut sources: Vec<usize> = series.iter().flat_map(|one| one.sources.clone()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    sources
+}
+
+/// Reads what each series holds from its oldest minute in the batch on; `None`
+/// for a read that failed or that there was no time left for (then the batch
+/// alone decides, which the README states).
+async fn read_held(
+    transport: &impl Transport,
+    service: &str,
+    series: &[BatchSeries<'_>],
+    posting: &StatusPosting<'_>,
+    figures: &mut StatusFigures,
+) -> Vec<Option<Vec<StatusPoint>>> {
+    if series.is_empty() {
+        return Vec::new();
+    }
+    let key = posting.keys.current().await;
+    let to = posting.clock.now() + posting.max_future_seconds + 60;
+    let reads: Vec<_> = series
+        .iter()
+        .map(|one| {
+            let key = &key;
+            let from = one.points.first().map_or(to, |p| p.minute() * 60);
+            async move {
+                let left = posting
+                    .policy
+                    .give_up_at
+                    .saturating_duration_since(Instant::now());
+                if left < MIN_REQUEST_TIME {
+                    return (false, None);
+                }
+                let timeout = posting.policy.request_timeout.min(left);
+                let range = SeriesRange { from, to };
+                match transport
+                    .read_series(service, one.name, range, key, timeout)
+                    .await
+                {
+                    Ok(points) => (true, Some(points)),
+                    Err(why) => {
+                        tracing::warn!(service, series = one.name, error = %why, "could not read what Mackerel holds for a job's status; this batch alone decides its alert");
+                        (true, None)
+                    }
+                }
+            }
+        })
+        .collect();
+    let results: Vec<(bool, Option<Vec<StatusPoint>>)> = futures::stream::iter(reads)
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    for (tried, held) in &results {
+        if *tried {
+            figures.reads += 1;
+            if held.is_none() {
+                figures.failed_reads += 1;
+            }
+        }
+    }
+    results.into_iter().map(|(_, held)| held).collect()
+}
+
+/// Writes the planned graph values back into the service's points.
+fn set_graph_values(points: &mut ServicePoints<'_>, name: &str, graph: &[StatusPoint]) {
+    for unit in &mut points.units {
+        for point in unit.points.iter_mut().filter(|p| p.name == name) {
+            if let Some(planned) = graph.iter().find(|g| g.minute() == point.minute()) {
+                point.value = planned.value;
+            }
+        }
+    }
+}
