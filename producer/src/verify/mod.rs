@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
+use sfn_mackerel_message::status::is_status_series;
 use sfn_mackerel_message::timestamp::format_epoch;
 use sfn_mackerel_message::MergeRule;
 use tokio::time::Instant;
@@ -218,6 +219,9 @@ pub struct MackerelFindings {
     pub expected_points: usize,
     pub found: usize,
     pub overwritten: usize,
+    /// Of those, minutes of a job's status (`<job>.failed`), which the consumer
+    /// merges across batches: only two consumers racing on one minute leave one.
+    pub overwritten_statuses: usize,
     pub mismatched: usize,
     pub missing: usize,
     /// The first `--show` points that are not found as expected.
@@ -282,6 +286,11 @@ impl VerifyReport {
         let checks = check_points(expected, read);
         let count = |f: &dyn Fn(&Verdict) -> bool| checks.iter().filter(|c| f(&c.verdict)).count();
         let overwritten = count(&|v| matches!(v, Verdict::Superseded { .. }));
+        let overwritten_statuses = checks
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Superseded { .. }))
+            .filter(|c| is_status_series(&c.expectation.name))
+            .count();
         let all_point_problems: Vec<PointCheck> = checks
             .iter()
             .filter(|c| match c.verdict {
@@ -296,6 +305,7 @@ impl VerifyReport {
             expected_points: expected.len(),
             found: count(&|v| matches!(v, Verdict::Found)),
             overwritten,
+            overwritten_statuses,
             mismatched: count(&|v| matches!(v, Verdict::Mismatch { .. })),
             missing: count(&|v| matches!(v, Verdict::Missing { .. })),
             problems: checks
@@ -411,9 +421,10 @@ impl fmt::Display for VerifyReport {
         if points.overwritten > 0 {
             writeln!(
                 f,
-                "{} minutes hold another value of the run than the {:?}-merged one: consumer batches that posted the same minute overwrote each other (Mackerel keeps the last write){}",
+                "{} minutes hold another value of the run than the {:?}-merged one ({} of them job statuses): consumer batches that posted the same minute overwrote each other (Mackerel keeps the last write; a status minute only when two consumers raced on it){}",
                 points.overwritten,
                 self.merge_rule,
+                points.overwritten_statuses,
                 if self.strict { "; counted as failures (--strict)" } else { "" }
             )?;
         }
