@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use sfn_mackerel_message::status::merge_rule_for;
+use sfn_mackerel_message::status::{is_alert_series, merge_rule_for, ALERT_SUFFIX, STATUS_SUFFIX};
 use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, SetAsideReason, TimeWindow};
 use tokio::time::Instant;
 
@@ -362,6 +362,9 @@ pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> Pr
             };
             let decoded = decode(&message.body, &context)?;
             check_value_sizes(&decoded, settings.max_request_bytes)?;
+            if settings.status_alerts {
+                check_no_alert_series(&decoded)?;
+            }
             Ok(decoded)
         });
         match decoded {
@@ -383,6 +386,26 @@ pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> Pr
         valid,
         rejected,
         summary,
+    }
+}
+
+/// Sets the message aside when it sends a value under a name the consumer
+/// writes itself (`<job>.alert`): one arriving stamped ahead of the consumer's
+/// own points would keep them from being evaluated.
+fn check_no_alert_series(decoded: &Decoded) -> Result<(), Rejection> {
+    match decoded
+        .values
+        .iter()
+        .find(|value| is_alert_series(&value.name))
+    {
+        None => Ok(()),
+        Some(value) => Err(Rejection::new(
+            SetAsideReason::InvalidMessage,
+            format!(
+                "{:?} ends in {ALERT_SUFFIX}, a name the consumer writes for each job's alert (STATUS_ALERTS=on): send the job's status as <job>{STATUS_SUFFIX} and rename any other metric",
+                value.name
+            ),
+        )),
     }
 }
 

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
+use sfn_mackerel_message::read_windows::read_windows;
 use sfn_mackerel_message::status::alert_series_of;
 use tokio::time::Instant;
 
@@ -23,8 +24,11 @@ use crate::delivery::{
 use crate::grouping::{Point, ServicePoints, Unit};
 use crate::posting::{post_service, SentChunk, ServiceDelivery};
 
-/// How many series of one service are read at the same time.
+/// How many reads of one service run at the same time.
 const READ_CONCURRENCY: usize = 4;
+
+/// Reads end within this fraction of the time a batch has left (1/4).
+const READ_SHARE_OF_THE_BATCH: u32 = 4;
 
 /// "Now" for a batch: the epoch second it started at, moved on by the monotonic
 /// clock, so an alert written after long retries is stamped when it is written.
@@ -270,9 +274,11 @@ fn all_sources(series: &[BatchSeries<'_>]) -> Vec<usize> {
     sources
 }
 
-/// Reads what each series holds from its oldest minute in the batch on; `None`
-/// for a read that failed or that there was no time left for (then the batch
-/// alone decides, which the README states).
+/// Reads what each series holds from its oldest minute in the batch on (in
+/// windows Mackerel answers at one-minute resolution); `None` for a series
+/// whose read failed or found no time (then the batch alone decides, which the
+/// README states). Reads are optional, so they get at most a quarter of the
+/// batch's time: the values must still be posted after them.
 async fn read_held(
     transport: &impl Transport,
     service: &str,
@@ -284,48 +290,78 @@ async fn read_held(
         return Vec::new();
     }
     let key = posting.keys.current().await;
+    let reads_by = {
+        let left = posting
+            .policy
+            .give_up_at
+            .saturating_duration_since(Instant::now());
+        Instant::now() + left / READ_SHARE_OF_THE_BATCH
+    };
     let to = posting.clock.now() + posting.max_future_seconds + 60;
-    let reads: Vec<_> = series
+    let reads: Vec<(usize, SeriesRange)> = series
         .iter()
-        .map(|one| {
-            let key = &key;
+        .enumerate()
+        .flat_map(|(index, one)| {
             let from = one.points.first().map_or(to, |p| p.minute() * 60);
-            async move {
-                let left = posting
-                    .policy
-                    .give_up_at
-                    .saturating_duration_since(Instant::now());
-                if left < MIN_REQUEST_TIME {
-                    return (false, None);
-                }
-                let timeout = posting.policy.request_timeout.min(left);
-                let range = SeriesRange { from, to };
-                match transport
-                    .read_series(service, one.name, range, key, timeout)
-                    .await
-                {
-                    Ok(points) => (true, Some(points)),
-                    Err(why) => {
-                        tracing::warn!(service, series = one.name, error = %why, "could not read what Mackerel holds for a job's status; this batch alone decides its alert");
-                        (true, None)
-                    }
-                }
-            }
+            read_windows(from, to)
+                .into_iter()
+                .map(move |(from, to)| (index, SeriesRange { from, to }))
         })
         .collect();
-    let results: Vec<(bool, Option<Vec<StatusPoint>>)> = futures::stream::iter(reads)
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
-    for (tried, held) in &results {
-        if *tried {
+    let answers: Vec<(usize, bool, Result<Vec<StatusPoint>, String>)> =
+        futures::stream::iter(reads)
+            .map(|(index, range)| {
+                let key = &key;
+                let name = series[index].name;
+                async move {
+                    let left = reads_by.saturating_duration_since(Instant::now());
+                    if left < MIN_REQUEST_TIME {
+                        return (index, false, Err("no time left to read".to_owned()));
+                    }
+                    let timeout = posting.policy.request_timeout.min(left);
+                    let read = transport
+                        .read_series(service, name, range, key, timeout)
+                        .await
+                        .map(|points| held_within(points, range));
+                    (index, true, read)
+                }
+            })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await;
+    let mut held: Vec<Option<Vec<StatusPoint>>> = vec![Some(Vec::new()); series.len()];
+    for (index, tried, answer) in answers {
+        if tried {
             figures.reads += 1;
-            if held.is_none() {
-                figures.failed_reads += 1;
+        }
+        match (answer, &mut held[index]) {
+            (Ok(points), Some(all)) => all.extend(points),
+            (Ok(_), None) => {}
+            (Err(why), slot) => {
+                if tried {
+                    figures.failed_reads += 1;
+                }
+                if slot.is_some() {
+                    tracing::warn!(service, series = series[index].name, error = %why, "could not read what Mackerel holds for a job's status; this batch alone decides its alert");
+                }
+                *slot = None;
             }
         }
     }
-    results.into_iter().map(|(_, held)| held).collect()
+    held
+}
+
+/// What a read may contribute: points inside the range asked for, as statuses
+/// (a server's 7 or 1e300 is a failure, not a value to post again).
+fn held_within(points: Vec<StatusPoint>, range: SeriesRange) -> Vec<StatusPoint> {
+    points
+        .into_iter()
+        .filter(|point| (range.from..=range.to).contains(&point.time))
+        .map(|point| StatusPoint {
+            time: point.time,
+            value: if point.is_failure() { 1.0 } else { 0.0 },
+        })
+        .collect()
 }
 
 /// Writes the planned graph values back into the service's points.

@@ -424,3 +424,64 @@ async fn an_alert_point_is_stamped_when_its_try_starts_not_when_the_first_did() 
         "the retry kept the first try's time: {stamps:?}"
     );
 }
+
+#[tokio::test]
+async fn a_value_sent_under_an_alert_series_name_is_set_aside_with_the_reason() {
+    let transport = ScriptedTransport::answering(vec![]);
+    let dead_letters = MemoryDeadLetters::default();
+    let consumer = support::consumer_with_transport(
+        support::settings("http://127.0.0.1:9", &[]),
+        transport.clone(),
+        dead_letters.clone(),
+    )
+    .await;
+    let body =
+        serde_json::json!({"service": SERVICE, "name": ALERT, "value": 0, "time": ten_oclock()});
+
+    let report = consumer
+        .handle(
+            &[inbound("m-1", &body.to_string())],
+            deadline_in(Duration::from_secs(5)),
+        )
+        .await;
+
+    assert_eq!(
+        report.fates,
+        vec![Fate::Parked(
+            sfn_mackerel_message::SetAsideReason::InvalidMessage
+        )]
+    );
+    assert!(
+        dead_letters.details()[0].contains("a name the consumer writes"),
+        "{:?}",
+        dead_letters.details()
+    );
+    assert!(transport.seen().is_empty());
+}
+
+#[tokio::test]
+async fn what_a_read_holds_outside_its_range_or_beyond_a_status_is_not_believed() {
+    // A Mackerel that answers a point far ahead of the range asked for, and a 7:
+    // the first would pin the newest run for ever, the second would be posted
+    // again as a status.
+    let t0 = ten_oclock();
+    let transport = ScriptedTransport::answering(vec![]);
+    transport.answer_reads_with(vec![(t0 + 300, 7.0), (9_000_000_000, 1.0)]);
+    let consumer = scripted(&transport).await;
+
+    let report = consumer
+        .handle(
+            &[result("m-1", false, t0 + 300)],
+            deadline_in(Duration::from_secs(5)),
+        )
+        .await;
+
+    assert_eq!(report.fates, vec![Fate::Posted]);
+    // Its minute held a failure (the 7, read as 1): the graph keeps it, and the
+    // newest run is that minute's failure, not the point from the year 2255.
+    assert_eq!(
+        transport.stored(SERVICE, STATUS),
+        vec![((t0 + 300) / 60 * 60, 1.0)]
+    );
+    assert_eq!(alert_values(&transport), vec![1.0]);
+}

@@ -585,6 +585,8 @@ struct Delivery {
     undelivered: HashSet<PointKey>,
     /// The (service, alert series) whose steps were all written.
     alerts_written: HashSet<(String, String)>,
+    /// The (service, alert series) that a stored try set to 1.
+    alerts_opened: HashSet<(String, String)>,
 }
 
 fn delivery(requests: &[SeenTry]) -> Delivery {
@@ -619,6 +621,7 @@ fn delivery(requests: &[SeenTry]) -> Delivery {
     // An alert series is written when the last try that carried it was stored:
     // its steps go in order, each after the one before was stored.
     let mut last_alert_try: HashMap<(String, String), bool> = HashMap::new();
+    let mut alerts_opened: HashSet<(String, String)> = HashSet::new();
     for request in requests {
         let points: Vec<PostedPoint> =
             serde_json::from_slice(&request.body).expect("every request body is a JSON array");
@@ -626,10 +629,11 @@ fn delivery(requests: &[SeenTry]) -> Delivery {
             .into_iter()
             .filter(|p| p.name.ends_with(ALERT_SUFFIX))
         {
-            last_alert_try.insert(
-                (request.service.clone(), point.name),
-                stored(&request.answer),
-            );
+            let key = (request.service.clone(), point.name);
+            if stored(&request.answer) && point.value > 0.5 {
+                alerts_opened.insert(key.clone());
+            }
+            last_alert_try.insert(key, stored(&request.answer));
         }
     }
     Delivery {
@@ -639,6 +643,7 @@ fn delivery(requests: &[SeenTry]) -> Delivery {
             .into_iter()
             .filter_map(|(key, written)| written.then_some(key))
             .collect(),
+        alerts_opened,
     }
 }
 
@@ -670,6 +675,28 @@ fn is_decode_reason(reason: SetAsideReason) -> bool {
     )
 }
 
+/// For each batch position: whether the alert of every job status in its unit
+/// was written (a unit is delivered or returned whole, its alerts included).
+fn alerts_written_by_unit(run: &Run, delivery: &Delivery) -> HashMap<usize, bool> {
+    let mut by_unit: HashMap<usize, bool> = HashMap::new();
+    let prepared = sfn_mackerel_consumer::handler::prepare(&run.inbound, NOW, &settings());
+    for service in prepared.group(&settings()) {
+        for unit in &service.units {
+            let written = unit.points.iter().all(|point| {
+                alert_series_of(point.name).is_none_or(|alert| {
+                    delivery
+                        .alerts_written
+                        .contains(&(service.service.to_owned(), alert))
+                })
+            });
+            for source in &unit.sources {
+                by_unit.insert(*source, written);
+            }
+        }
+    }
+    by_unit
+}
+
 /// The partition property, checked on one run.
 fn every_message_ends_in_exactly_one_place(
     scenario: &Scenario,
@@ -694,22 +721,7 @@ fn every_message_ends_in_exactly_one_place(
         *attempt_count.entry(id.as_str()).or_default() += 1;
     }
 
-    let mut alerts_of_units: HashMap<usize, bool> = HashMap::new();
-    let prepared = sfn_mackerel_consumer::handler::prepare(&run.inbound, NOW, &settings());
-    for service in prepared.group(&settings()) {
-        for unit in &service.units {
-            let written = unit.points.iter().all(|point| {
-                alert_series_of(point.name).is_none_or(|alert| {
-                    delivery
-                        .alerts_written
-                        .contains(&(service.service.to_owned(), alert))
-                })
-            });
-            for source in &unit.sources {
-                alerts_of_units.insert(*source, written);
-            }
-        }
-    }
+    let alerts_of_units = alerts_written_by_unit(run, &delivery);
 
     for ((spec, message), fate) in scenario
         .messages
@@ -795,13 +807,20 @@ proptest! {
             let (service, values) = spec
                 .expected_values()
                 .ok_or_else(|| TestCaseError::fail(format!("invalid {} reported Posted", message.id)))?;
-            for (name, time, _) in values {
+            for (name, time, value) in values {
                 let key = (service.to_owned(), name.to_owned(), time.div_euclid(60));
                 prop_assert!(
                     !delivery.undelivered.contains(&key),
                     "{} is Posted but its {} at {} was in a request that never got a 2xx",
                     message.id, name, time
                 );
+                if let Some(alert) = alert_series_of(name).filter(|_| value > 0.5) {
+                    prop_assert!(
+                        delivery.alerts_opened.contains(&(service.to_owned(), alert.clone())),
+                        "{} is Posted with a failure, but no stored try set {} to 1",
+                        message.id, alert
+                    );
+                }
             }
         }
     }
@@ -842,16 +861,19 @@ proptest! {
         let delivery = delivery(&run.requests);
         let prepared = sfn_mackerel_consumer::handler::prepare(&run.inbound, NOW, &settings());
         let plans = prepared.plan(&settings());
+        let alerts_of_units = alerts_written_by_unit(&run, &delivery);
         let mut split: HashSet<usize> = HashSet::new();
         for plan in &plans {
             let whole: HashSet<usize> = plan.chunks.iter().flat_map(|c| c.units.iter().copied()).collect();
             for (index, unit) in plan.points.units.iter().enumerate() {
-                // A unit none of whose messages counts as posted (its job's alert
-                // was not written after its values were) comes back or sits in
-                // the DLQ whole, like a unit whose request failed: none of its
-                // messages is deleted as if it had been posted.
-                let came_back_whole = unit.sources.iter().all(|&source| run.report.fates[source] != Fate::Posted);
-                if !whole.contains(&index) || came_back_whole {
+                // A unit whose values were delivered but whose job's alert was
+                // not written comes back whole (none of it is deleted as
+                // posted), so its redelivery writes the same merge again.
+                let alert_not_written = unit
+                    .sources
+                    .first()
+                    .is_some_and(|source| !alerts_of_units.get(source).copied().unwrap_or(true));
+                if !whole.contains(&index) || alert_not_written {
                     split.extend(unit.sources.iter().copied());
                 }
             }

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod encode;
 pub mod merge;
 pub mod names;
+pub mod read_windows;
 pub mod reason;
 pub mod status;
 pub mod timestamp;

@@ -26,6 +26,11 @@ pub fn is_status_series(name: &str) -> bool {
     name.len() > STATUS_SUFFIX.len() && name.ends_with(STATUS_SUFFIX)
 }
 
+/// Whether `name` is an alert series (written by the consumer, never sent).
+pub fn is_alert_series(name: &str) -> bool {
+    name.len() > ALERT_SUFFIX.len() && name.ends_with(ALERT_SUFFIX)
+}
+
 /// The alert series written for the status series `name`, if it is one.
 /// Always a valid metric name when `name` is one: a suffix is swapped for a
 /// shorter one of the same characters.

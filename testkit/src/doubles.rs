@@ -43,6 +43,8 @@ pub struct ScriptedTransport {
     reads: Arc<Mutex<Vec<(String, String, SeriesRange)>>>,
     /// Reads fail with this when set.
     failing_reads: Arc<Mutex<Option<String>>>,
+    /// Reads answer these (time, value) points, whatever was asked, when set.
+    read_answer: Arc<Mutex<Option<Vec<StatusPoint>>>>,
 }
 
 impl ScriptedTransport {
@@ -71,6 +73,17 @@ impl ScriptedTransport {
     /// Every series read so far, in order.
     pub fn reads(&self) -> Vec<(String, String, SeriesRange)> {
         self.reads.lock().unwrap().clone()
+    }
+
+    /// Makes every later read answer exactly these (time, value) points, as a
+    /// server that ignores the range asked for would.
+    pub fn answer_reads_with(&self, points: Vec<(i64, f64)>) {
+        *self.read_answer.lock().unwrap() = Some(
+            points
+                .into_iter()
+                .map(|(time, value)| StatusPoint { time, value })
+                .collect(),
+        );
     }
 
     /// Makes every later read fail with `why`.
@@ -166,6 +179,9 @@ impl Transport for ScriptedTransport {
             .push((service.to_owned(), name.to_owned(), range));
         if let Some(why) = self.failing_reads.lock().unwrap().clone() {
             return Err(why);
+        }
+        if let Some(points) = self.read_answer.lock().unwrap().clone() {
+            return Ok(points);
         }
         Ok(self
             .stored(service, name)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use sfn_mackerel_message::read_windows::read_windows;
 use sfn_mackerel_message::status::merge_rule_for;
 use sfn_mackerel_message::MergeRule;
 
@@ -16,8 +17,7 @@ pub fn minute_of(time: i64) -> i64 {
     time.div_euclid(60) * 60
 }
 
-/// Read windows are kept short so that Mackerel answers at one-minute resolution.
-pub const MAX_WINDOW_SECONDS: i64 = 6 * 3600;
+pub use sfn_mackerel_message::read_windows::MAX_WINDOW_SECONDS;
 
 /// One point Mackerel should hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,17 +92,13 @@ pub fn windows(expectations: &[Expectation]) -> Vec<SeriesWindow> {
     }
     let mut out = Vec::new();
     for ((service, name), (first, last)) in ranges {
-        let end = last + 59;
-        let mut from = first;
-        while from <= end {
-            let to = (from + MAX_WINDOW_SECONDS - 1).min(end);
+        for (from, to) in read_windows(first, last + 59) {
             out.push(SeriesWindow {
                 service: service.to_owned(),
                 name: name.to_owned(),
                 from,
                 to,
             });
-            from = to + 1;
         }
     }
     out
