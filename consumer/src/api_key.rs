@@ -105,7 +105,7 @@ impl KeyFetcher for SecretsManagerKey {
             .await
             .map_err(|error| KeyError::Fetch {
                 secret_id: self.secret_id.clone(),
-                cause: aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
+                cause: sfn_mackerel_sqs::error_text::call_failed("GetSecretValue", &error),
             })?;
         let text = output.secret_string().ok_or(KeyError::NotAString)?;
         key_from_secret_string(text)

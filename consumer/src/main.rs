@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sfn_mackerel_consumer::runner::{run_queue, RunnerError, RunnerOptions};
-use sfn_mackerel_consumer::startup::consumer_from_env;
+use sfn_mackerel_consumer::startup::{consumer_from_env, report_init_error, StartupError};
 
 /// Forwards job results from SQS to Mackerel service metrics. Without a command it
 /// runs as an AWS Lambda function (configured by environment; see the README).
@@ -52,47 +52,67 @@ enum Command {
     },
 }
 
-/// Exit code of a run that stopped cleanly.
-const EXIT_OK: u8 = 0;
-/// Exit code when the consumer could not start (the message says what to set).
-const EXIT_COULD_NOT_START: u8 = 1;
-/// Exit code when a queue runner's worker failed mid-run.
-const EXIT_WORKER_FAILED: u8 = 4;
+/// How a run ended, with the exit code each end has (README: "Exit codes").
+enum Ending {
+    Stopped,
+    /// A setting, the secret or the HTTP client prevented the start.
+    CouldNotStart(StartupError),
+    /// No command, and not under Lambda.
+    NotUnderLambda,
+    /// The queue runner could not start (a queue setting) or a worker failed.
+    Runner(RunnerError),
+    /// The Lambda runtime loop ended with an error after the start.
+    Runtime(Error),
+}
+
+impl Ending {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Ending::Stopped => 0,
+            Ending::CouldNotStart(_) => 1,
+            // 2 is clap's, for a command line it cannot parse.
+            Ending::NotUnderLambda => 3,
+            Ending::Runner(RunnerError::WorkerFailed { .. }) => 4,
+            Ending::Runner(_) => 1,
+            Ending::Runtime(_) => 5,
+        }
+    }
+
+    /// The sentence an operator reads, with its causes, never a `Debug` dump.
+    fn sentence(&self) -> Option<String> {
+        use sfn_mackerel_sqs::error_text::cause_line;
+        match self {
+            Ending::Stopped => None,
+            Ending::CouldNotStart(error) => Some(cause_line(error)),
+            Ending::NotUnderLambda => Some("not running under Lambda (AWS_LAMBDA_RUNTIME_API is unset): to drain a queue locally run `sfn-mackerel-consumer poll --queue-url URL`".to_owned()),
+            Ending::Runner(error) => Some(cause_line(error)),
+            Ending::Runtime(error) => Some(format!("the Lambda runtime stopped: {}", cause_line(error.as_ref()))),
+        }
+    }
+}
 
 // The arguments are parsed before the runtime starts its worker threads, so
 // `--help` and `--version` answer even where threads cannot start (qemu's user
 // emulation on the CI machines, scripts/build-arm64.sh).
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(run_to_exit_code(cli)),
+    let ending = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(async {
+            lambda_runtime::tracing::init_default_subscriber();
+            run(cli).await
+        }),
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
-            ExitCode::from(EXIT_COULD_NOT_START)
+            return ExitCode::from(1);
         }
+    };
+    if let Some(sentence) = ending.sentence() {
+        eprintln!("error: {sentence}");
     }
+    ExitCode::from(ending.exit_code())
 }
 
-async fn run_to_exit_code(cli: Cli) -> ExitCode {
-    lambda_runtime::tracing::init_default_subscriber();
-    let result = run(cli).await;
-    ExitCode::from(match result {
-        Ok(()) => EXIT_OK,
-        Err(error) => {
-            eprintln!("error: {error}");
-            if error
-                .downcast_ref::<RunnerError>()
-                .is_some_and(|e| matches!(e, RunnerError::WorkerFailed { .. }))
-            {
-                EXIT_WORKER_FAILED
-            } else {
-                EXIT_COULD_NOT_START
-            }
-        }
-    })
-}
-
-async fn run(cli: Cli) -> Result<(), Error> {
+async fn run(cli: Cli) -> Ending {
     match cli.command {
         None => run_lambda().await,
         Some(Command::Poll {
@@ -116,30 +136,45 @@ async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-async fn run_lambda() -> Result<(), Error> {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        return Err("not running under Lambda (AWS_LAMBDA_RUNTIME_API is unset): to drain a queue locally run `sfn-mackerel-consumer poll --queue-url URL`".into());
-    }
-    let (consumer, _sqs) = consumer_from_env().await?;
+async fn run_lambda() -> Ending {
+    let Some(runtime_api) = std::env::var("AWS_LAMBDA_RUNTIME_API").ok() else {
+        return Ending::NotUnderLambda;
+    };
+    let consumer = match consumer_from_env().await {
+        Ok((consumer, _sqs)) => consumer,
+        Err(error) => {
+            report_init_error(&runtime_api, &error).await;
+            return Ending::CouldNotStart(error);
+        }
+    };
     let consumer = &consumer;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+    let ran = lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         sfn_mackerel_consumer::lambda::handle_sqs_event(consumer, event)
             .await
             .map_err(Error::from)
     }))
-    .await
+    .await;
+    match ran {
+        Ok(()) => Ending::Stopped,
+        Err(error) => Ending::Runtime(error),
+    }
 }
 
-async fn run_poller(options: RunnerOptions) -> Result<(), Error> {
-    let (consumer, sqs) = consumer_from_env().await?;
+async fn run_poller(options: RunnerOptions) -> Ending {
+    let (consumer, sqs) = match consumer_from_env().await {
+        Ok(built) => built,
+        Err(error) => return Ending::CouldNotStart(error),
+    };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         tracing::info!("stop requested; finishing the batch in hand");
         let _ = stop_sender.send(true);
     });
-    run_queue(Arc::new(consumer), sqs, options, stop).await?;
-    Ok(())
+    match run_queue(Arc::new(consumer), sqs, options, stop).await {
+        Ok(_) => Ending::Stopped,
+        Err(error) => Ending::Runner(error),
+    }
 }
 
 async fn wait_for_stop_signal() {

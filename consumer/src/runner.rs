@@ -132,7 +132,7 @@ where
         .await
         .map_err(|error| RunnerError::QueueAttributes {
             queue_url: options.queue_url.clone(),
-            cause: aws_sdk_sqs::error::DisplayErrorContext(&error).to_string(),
+            cause: sfn_mackerel_sqs::error_text::call_failed("GetQueueAttributes", &error),
         })?;
     let attributes = attributes.attributes().cloned().unwrap_or_default();
     let visibility = options.visibility_timeout.unwrap_or_else(|| {
@@ -319,7 +319,7 @@ impl<T: Transport, D: DeadLetters> Worker<T, D> {
             let messages = match received {
                 Ok(output) => output.messages.unwrap_or_default(),
                 Err(error) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "ReceiveMessage failed; trying again");
+                    tracing::warn!(error = %sfn_mackerel_sqs::error_text::call_failed("ReceiveMessage", &error), "trying again");
                     tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
                     if batch.is_empty() {
                         return (batch, started);

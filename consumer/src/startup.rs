@@ -1,5 +1,7 @@
 //! Cold start: settings, AWS clients, the API key and the HTTP client, built once
-//! and reused by every invocation.
+//! and reused by every invocation; and what the operator hears when that fails:
+//! one sentence with its causes, told to Lambda through the Runtime API's
+//! init-error endpoint (else Lambda shows only "Runtime exited with error").
 
 use std::time::Duration;
 
@@ -24,6 +26,57 @@ pub enum StartupError {
     Key(#[from] KeyError),
     #[error("could not build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+}
+
+impl StartupError {
+    /// The `errorType` Lambda shows for it.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            StartupError::Config(_) => "Runtime.ConfigurationError",
+            StartupError::Key(_) => "Runtime.ApiKeyError",
+            StartupError::Http(_) => "Runtime.HttpClientError",
+        }
+    }
+}
+
+/// The body of `POST /2018-06-01/runtime/init/error`, as the Runtime API
+/// documents it (`errorMessage`, `errorType`, `stackTrace`).
+pub fn init_error_body(error: &StartupError) -> serde_json::Value {
+    serde_json::json!({
+        "errorMessage": sfn_mackerel_sqs::error_text::cause_line(error),
+        "errorType": error.error_type(),
+        "stackTrace": [],
+    })
+}
+
+/// Tells Lambda why the cold start failed, so its console and logs show the
+/// sentence (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-initerror>).
+/// One try, within a few seconds, never following a redirect; a failure is
+/// only printed (the process exits with the error anyway).
+pub async fn report_init_error(runtime_api: &str, error: &StartupError) {
+    let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(3))
+        .build();
+    let sent = match client {
+        Ok(client) => client
+            .post(&url)
+            .header("Lambda-Runtime-Function-Error-Type", error.error_type())
+            .json(&init_error_body(error))
+            .send()
+            .await
+            .map(|answer| answer.status()),
+        Err(why) => Err(why),
+    };
+    match sent {
+        Ok(status) if status.is_success() => {}
+        Ok(status) => eprintln!("note: the Runtime API answered the init error with HTTP {status}"),
+        Err(why) => eprintln!(
+            "note: could not report the init error to the Runtime API: {}",
+            sfn_mackerel_sqs::error_text::cause_line(&why)
+        ),
+    }
 }
 
 /// Timeouts for the calls a batch makes besides Mackerel's (parking in the DLQ,

@@ -8,17 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mackerel_standin::FaultConfig;
-use sfn_mackerel_testkit::local::{api_key_secret, eventually, moto_url};
+use sfn_mackerel_testkit::local::{api_key_secret, eventually};
 use sfn_mackerel_testkit::runtime_api::{sqs_event, RuntimeApi};
-use support::now;
 use support::pipeline::*;
-
-/// The binary under test: the one cargo built, or `SFN_MACKEREL_CONSUMER_BINARY`
-/// (scripts/build-arm64.sh points it at the arm64 build, run under qemu).
-fn binary() -> String {
-    std::env::var("SFN_MACKEREL_CONSUMER_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sfn-mackerel-consumer").to_string())
-}
+use support::{consumer_command, now};
 
 /// Kills the child on drop, so a failing test leaves no process behind.
 struct Running(Child);
@@ -31,36 +24,22 @@ impl Drop for Running {
 }
 
 fn base_command(standin: &str, dlq_url: &str) -> Command {
-    let mut command = Command::new(binary());
+    let show = || {
+        if std::env::var_os("E2E_SHOW_CHILD_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        }
+    };
+    let mut command = consumer_command();
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("MACKEREL_API_BASE", standin)
         .env("DLQ_URL", dlq_url)
         .env("BACKOFF_BASE_MS", "20")
         .env("BACKOFF_CAP_MS", "200")
         .env("RUST_LOG", "info")
-        .stdout(if std::env::var_os("E2E_SHOW_CHILD_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if std::env::var_os("E2E_SHOW_CHILD_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-    // A run with a moved clock (scripts/clock-check.sh) moves the child's too.
-    for name in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
+        .stdout(show())
+        .stderr(show());
     command
 }
 

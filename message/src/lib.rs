@@ -9,6 +9,7 @@ pub mod merge;
 pub mod names;
 pub mod read_windows;
 pub mod reason;
+pub mod sqs_event;
 pub mod status;
 pub mod timestamp;
 

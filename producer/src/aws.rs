@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::CliError;
 
@@ -97,7 +97,7 @@ pub fn is_not_supported<E: ProvideErrorMetadata>(
 pub fn sqs_error<E, R>(sqs: &Sqs, error: SdkError<E, R>, doing: &str, queue_url: &str) -> CliError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     if is_missing_queue(&error) {
         return CliError::QueueMissing {
@@ -105,7 +105,8 @@ where
             doing: doing.to_owned(),
         };
     }
-    let detail = DisplayErrorContext(&error).to_string();
+    tracing::debug!(doing, error = ?error, "the SDK's whole error");
+    let detail = sfn_mackerel_sqs::error_text::cause_line(&error);
     match &error {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CliError::Unreachable(format!(
             "could not reach SQS at {} while {doing}: {detail}. Check --endpoint-url / AWS_ENDPOINT_URL, the network, and that AWS credentials are available (AWS_PROFILE, `aws sso login`)",

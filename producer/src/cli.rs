@@ -108,6 +108,11 @@ pub struct SendArgs {
     /// Validate and print the body without sending it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print, instead of sending it, the SQS event Lambda's event source mapping
+    /// would hand the consumer for this message (sent now), to try the function
+    /// with `cargo lambda invoke --data-file`.
+    #[arg(long)]
+    pub sqs_event: bool,
 }
 
 #[derive(Debug, Clone, Args)]

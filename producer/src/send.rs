@@ -6,6 +6,7 @@ use std::io::Read;
 
 use serde::Serialize;
 use serde_json::json;
+use sfn_mackerel_message::sqs_event::{lambda_sqs_event, queue_arn_of, EventSource};
 use sfn_mackerel_message::timestamp::{format_epoch, parse_time, DEFAULT_MAX_FUTURE_SECONDS};
 use sfn_mackerel_message::{decode, DecodeContext, Decoded, OutgoingMessage, TimeWindow};
 
@@ -96,6 +97,22 @@ pub async fn run(sqs: &Sqs, args: &SendArgs) -> Result<Outcome, CliError> {
             )))
         }
     };
+    if args.sqs_event {
+        let (queue_arn, region) = queue_arn_of(&args.queue_url);
+        let now_ms = u128::try_from(now).unwrap_or_default() * 1000;
+        let event = lambda_sqs_event(
+            &[(format!("sfn-mackerel-send-{now}"), body.clone())],
+            now_ms,
+            now_ms,
+            &EventSource {
+                queue_arn: &queue_arn,
+                region: &region,
+            },
+        );
+        let mut report = SendReport::of(args, body, decoded.as_ref(), None);
+        report.sqs_event = Some(event);
+        return Ok(Outcome::of(&report));
+    }
     let message_id = if args.dry_run {
         None
     } else {
@@ -137,6 +154,9 @@ pub struct SendReport {
     pub body: String,
     pub valid: bool,
     pub values: Vec<SentValue>,
+    /// With `--sqs-event`: the event, printed alone (nothing was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs_event: Option<String>,
 }
 
 impl SendReport {
@@ -165,12 +185,17 @@ impl SendReport {
             body,
             valid: decoded.is_some(),
             values,
+            sqs_event: None,
         }
     }
 }
 
 impl fmt::Display for SendReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(event) = &self.sqs_event {
+            // Alone, so that `> event.json` writes a file cargo lambda can read.
+            return writeln!(f, "{event}");
+        }
         match &self.message_id {
             Some(id) => writeln!(f, "sent message {id} to {}", self.queue_url)?,
             None => writeln!(f, "dry run: nothing sent")?,
@@ -208,6 +233,7 @@ mod tests {
             file: None,
             allow_invalid: false,
             dry_run: false,
+            sqs_event: false,
         }
     }
 

@@ -147,23 +147,20 @@ async fn a_missing_queue_exits_3_and_says_to_check_the_url() {
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 
+/// `send` of one value to an endpoint nothing listens on, with `flags` first.
+async fn send_to_a_dead_endpoint(flags: &[&str]) -> (String, Run) {
+    let dead = dead_endpoint();
+    let queue_url = format!("{dead}/123456789012/q");
+    let mut args: Vec<&str> = flags.to_vec();
+    args.extend(["--endpoint-url", &dead, "send", "--queue-url", &queue_url]);
+    args.extend(["--service", "ORG", "--name", "a", "--value", "1"]);
+    let run = cli(&args).await;
+    (dead, run)
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_exits_3_and_names_it() {
-    let dead = dead_endpoint();
-    let run = cli(&[
-        "--endpoint-url",
-        &dead,
-        "send",
-        "--queue-url",
-        &format!("{dead}/123456789012/q"),
-        "--service",
-        "ORG",
-        "--name",
-        "a",
-        "--value",
-        "1",
-    ])
-    .await;
+    let (dead, run) = send_to_a_dead_endpoint(&[]).await;
     assert_eq!(run.code, 3);
     assert!(
         run.stderr
@@ -171,6 +168,18 @@ async fn an_unreachable_endpoint_exits_3_and_names_it() {
         "{}",
         run.stderr
     );
+    // One readable cause line; the SDK's Debug dump is for -vv.
+    assert!(run.stderr.contains("dispatch failure"), "{}", run.stderr);
+    for dump in ["DispatchFailure(", "ConnectorError {", "source:"] {
+        assert!(!run.stderr.contains(dump), "a Debug dump: {}", run.stderr);
+    }
+}
+
+#[tokio::test]
+async fn with_vv_the_sdks_whole_error_is_logged_too() {
+    let (_, run) = send_to_a_dead_endpoint(&["-vv"]).await;
+    assert_eq!(run.code, 3);
+    assert!(run.stderr.contains("DispatchFailure("), "{}", run.stderr);
 }
 
 #[tokio::test]
@@ -190,4 +199,40 @@ async fn errors_are_json_too_in_json_mode() {
     .await;
     assert_eq!(run.code, 3);
     assert_eq!(run.json()["exit_code"], 3);
+}
+
+#[tokio::test]
+async fn sqs_event_prints_the_event_lambda_would_hand_the_consumer_and_sends_nothing() {
+    let queue = create_queue(&unique("send-event")).await;
+    let run = cli_moto(&[
+        "send",
+        "--queue-url",
+        &queue,
+        "--service",
+        "ORG",
+        "--name",
+        "glue.job.a.failed",
+        "--value",
+        "1",
+        "--sqs-event",
+    ])
+    .await;
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let event: serde_json::Value =
+        serde_json::from_str(&run.stdout).expect("stdout is the event alone");
+    let record = &event["Records"][0];
+    assert_eq!(record["eventSource"], "aws:sqs");
+    let body: serde_json::Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["metrics"][0]["name"], "glue.job.a.failed");
+    let sent_ms: i64 = record["attributes"]["SentTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (sent_ms / 1000 - now()).abs() < 60,
+        "stamped now: {sent_ms}"
+    );
+    assert!(drain(&queue).await.is_empty(), "--sqs-event sends nothing");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use crate::error_text::call_failed;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
     DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
@@ -145,9 +145,7 @@ pub async fn send_messages(
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|error| {
-                    format!("SendMessageBatch failed: {}", DisplayErrorContext(&error))
-                })?;
+                .map_err(|error| call_failed("SendMessageBatch", &error))?;
             Ok(CallAnswer::of(
                 output.successful().iter().map(|e| e.id()),
                 output.failed(),
@@ -184,9 +182,7 @@ pub async fn delete_messages(
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|error| {
-                    format!("DeleteMessageBatch failed: {}", DisplayErrorContext(&error))
-                })?;
+                .map_err(|error| call_failed("DeleteMessageBatch", &error))?;
             Ok(CallAnswer::of(
                 output.successful().iter().map(|e| e.id()),
                 output.failed(),
@@ -226,12 +222,7 @@ pub async fn change_visibility(
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|error| {
-                    format!(
-                        "ChangeMessageVisibilityBatch failed: {}",
-                        DisplayErrorContext(&error)
-                    )
-                })?;
+                .map_err(|error| call_failed("ChangeMessageVisibilityBatch", &error))?;
             Ok(CallAnswer::of(
                 output.successful().iter().map(|e| e.id()),
                 output.failed(),

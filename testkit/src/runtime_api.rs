@@ -44,9 +44,18 @@ impl Invocation {
     }
 }
 
+/// What `Lambda-Runtime-Deadline-Ms` says for an invocation.
+#[derive(Debug, Clone)]
+pub enum DeadlineHeader {
+    /// Epoch milliseconds this far from when the event is handed out, as Lambda sends.
+    In(Duration),
+    /// This text, whatever it means (`cargo lambda watch` sends a duration).
+    Raw(String),
+}
+
 #[derive(Default)]
 struct Calls {
-    pending: VecDeque<(String, String, Duration)>,
+    pending: VecDeque<(String, String, DeadlineHeader)>,
     invocations: Vec<Invocation>,
     first_next_at: Option<Instant>,
     init_errors: Vec<String>,
@@ -101,12 +110,17 @@ impl RuntimeApi {
 
     /// Queues an event; the function receives it with `time_left` until its deadline.
     pub fn invoke(&self, request_id: &str, event: String, time_left: Duration) {
+        self.invoke_with(request_id, event, DeadlineHeader::In(time_left));
+    }
+
+    /// Queues an event with this deadline header.
+    pub fn invoke_with(&self, request_id: &str, event: String, deadline: DeadlineHeader) {
         self.shared
             .calls
             .lock()
             .expect("not poisoned")
             .pending
-            .push_back((request_id.to_owned(), event, time_left));
+            .push_back((request_id.to_owned(), event, deadline));
         self.shared.queued.notify_waiters();
         self.shared.queued.notify_one();
     }
@@ -186,12 +200,15 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> impl IntoResponse
             }
             next
         };
-        if let Some((id, event, time_left)) = next {
-            let deadline = epoch_ms() + time_left.as_millis();
+        if let Some((id, event, deadline)) = next {
+            let deadline = match deadline {
+                DeadlineHeader::In(time_left) => (epoch_ms() + time_left.as_millis()).to_string(),
+                DeadlineHeader::Raw(text) => text,
+            };
             let mut headers = HeaderMap::new();
             for (name, value) in [
                 ("lambda-runtime-aws-request-id", id),
-                ("lambda-runtime-deadline-ms", deadline.to_string()),
+                ("lambda-runtime-deadline-ms", deadline),
                 (
                     "lambda-runtime-invoked-function-arn",
                     FUNCTION_ARN.to_owned(),
@@ -266,27 +283,13 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: String) -> StatusCo
 /// `(message id, body)`, first received now, sent `sent_ms_ago` earlier.
 pub fn sqs_event(records: &[(String, String)], sent_ms_ago: u64) -> String {
     let now_ms = epoch_ms();
-    let sent_ms = now_ms.saturating_sub(u128::from(sent_ms_ago));
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .map(|(id, body)| {
-            serde_json::json!({
-                "messageId": id,
-                "receiptHandle": format!("AQEB{id}"),
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": sent_ms.to_string(),
-                    "SenderId": "AROAEXAMPLE:states",
-                    "ApproximateFirstReceiveTimestamp": now_ms.to_string(),
-                },
-                "messageAttributes": {},
-                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:results",
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": records }).to_string()
+    sfn_mackerel_message::sqs_event::lambda_sqs_event(
+        records,
+        now_ms.saturating_sub(u128::from(sent_ms_ago)),
+        now_ms,
+        &sfn_mackerel_message::sqs_event::EventSource {
+            queue_arn: "arn:aws:sqs:us-east-1:123456789012:results",
+            region: "us-east-1",
+        },
+    )
 }

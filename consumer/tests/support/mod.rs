@@ -269,6 +269,35 @@ pub async fn consumer_with_transport<
     Consumer::new(settings, transport, keys, dead_letters)
 }
 
+/// The consumer binary under test: the one cargo built, or
+/// `SFN_MACKEREL_CONSUMER_BINARY` (scripts/build-arm64.sh points it at the arm64
+/// build, run under qemu).
+pub fn consumer_binary() -> String {
+    std::env::var("SFN_MACKEREL_CONSUMER_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sfn-mackerel-consumer").to_string())
+}
+
+/// The consumer binary with nothing of this process's environment but PATH,
+/// AWS pointed at moto with test credentials, and a moved clock when the test
+/// runs under one (scripts/clock-check.sh moves the child's too).
+pub fn consumer_command() -> std::process::Command {
+    let mut command = std::process::Command::new(consumer_binary());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", sfn_mackerel_testkit::local::moto_url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for name in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
+
 pub fn deadline_in(duration: Duration) -> tokio::time::Instant {
     tokio::time::Instant::now() + duration
 }
