@@ -59,7 +59,7 @@ for _directory in (SCRIPTS_DIR, TERRAFORM_TESTS):
     if str(_directory) not in sys.path:
         sys.path.insert(0, str(_directory))
 
-from moto_server import FINAL_STATE_ARGUMENT  # noqa: E402
+from moto_server import FINAL_STATE_ARGUMENT, NEVER_ENDS  # noqa: E402
 from render_asl import render_workflow  # noqa: E402
 
 REGION = "us-east-1"
@@ -456,9 +456,14 @@ def run_example_workflow(
     items: list[dict],
     run_id: str | None = None,
     expected_messages: int | None = None,
+    overlap_retry: tuple[int, int] | None = None,
+    running_jobs: tuple[str, ...] = (),
 ) -> dict:
     """Executes the example workflow once in moto's Step Functions (execution must be on:
-    state_machines_executing), with the Glue runs of `failing_jobs` ending FAILED.
+    state_machines_executing), with the Glue runs of `failing_jobs` ending FAILED and a
+    run of each of `running_jobs` already going (one that never ends, so give such a
+    job a name no other run uses), as when executions overlap; `overlap_retry`
+    overrides the workflow's (interval, attempts).
     Returns the execution, the messages its sendMessage states left in the queue (peeked,
     never deleted: `expected_messages` of them, by default one per job and item) and
     each job's latest Glue run."""
@@ -466,8 +471,13 @@ def run_example_workflow(
     glue, sqs, sfn = client("glue", url), client("sqs", url), client("stepfunctions", url)
     for job in jobs:
         put_glue_job(glue, job, "FAILED" if job in failing_jobs else None)
+    for job in running_jobs:
+        glue.start_job_run(JobName=job, Arguments={FINAL_STATE_ARGUMENT: NEVER_ENDS})
 
-    definition = render_workflow(queue_url=queue_url, service=service, metric_prefix=metric_prefix, jobs=tuple(jobs))
+    retry = {} if overlap_retry is None else {"overlap_retry": overlap_retry}
+    definition = render_workflow(
+        queue_url=queue_url, service=service, metric_prefix=metric_prefix, jobs=tuple(jobs), **retry
+    )
     state_machine_arn = sfn.create_state_machine(
         name=f"glue-workflow-{run_id}",
         definition=definition,

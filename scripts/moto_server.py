@@ -15,8 +15,10 @@ What the patches change, and only when a workflow is executed:
    on a wait-for-task-token endpoint that Glue tasks never create.
 2. A Glue job run can end in a state other than SUCCEEDED: a job (DefaultArguments)
    or a run (Arguments) carrying `--moto-final-state FAILED` (or TIMEOUT, ERROR,
-   STOPPED) ends that way, with an ErrorMessage as AWS reports one. Runs without
-   the argument succeed, as in stock moto.
+   STOPPED) ends that way, with an ErrorMessage as AWS reports one; `RUNNING`
+   never ends, so a later StartJobRun of the job meets moto's own
+   ConcurrentRunsExceededException (overlapping executions). Runs without the
+   argument succeed, as in stock moto.
 
 3. SQS stays linear in the number of messages in a queue (see make_sqs_linear):
    stock moto rescans every message for every attribute on each SendMessage and
@@ -49,7 +51,9 @@ PINNED_MOTO_VERSION = "5.2.5"
 # Glue argument a test sets on a job (or a run) to choose how the run ends.
 FINAL_STATE_ARGUMENT = "--moto-final-state"
 _ABNORMAL_FINAL_STATES = {"FAILED", "TIMEOUT", "ERROR"}
-_ALLOWED_FINAL_STATES = {"SUCCEEDED", "STOPPED", *_ABNORMAL_FINAL_STATES}
+# A run that stays RUNNING, for a workflow that overlaps a run still going.
+NEVER_ENDS = "RUNNING"
+_ALLOWED_FINAL_STATES = {"SUCCEEDED", "STOPPED", NEVER_ENDS, *_ABNORMAL_FINAL_STATES}
 _STOCK_JOB_RUN_TRANSITIONS = [("STARTING", "RUNNING"), ("RUNNING", "SUCCEEDED")]
 
 
@@ -125,7 +129,10 @@ def let_glue_job_runs_fail() -> None:
                 f"{FINAL_STATE_ARGUMENT} must be one of {sorted(_ALLOWED_FINAL_STATES)}, "
                 f"got {final_state!r}"
             )
-        self._transitions = [("STARTING", "RUNNING"), ("RUNNING", final_state)]
+        if final_state == NEVER_ENDS:
+            self._transitions = [("STARTING", "RUNNING")]
+        else:
+            self._transitions = [("STARTING", "RUNNING"), ("RUNNING", final_state)]
 
     def as_dict(self):
         job_run = stock_as_dict(self)

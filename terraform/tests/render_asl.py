@@ -6,7 +6,8 @@ this file repeats them so the definition can be validated and executed without
 Terraform:
 
 1. each job's branch: `templatefile("job-branch.asl.json.tftpl", {job_name,
-   queue_url, service, metric_prefix})`, parsed as JSON;
+   queue_url, service, metric_prefix, partition, overlap_retry_interval_seconds,
+   overlap_retry_max_attempts})`, parsed as JSON;
 2. the workflow: `templatefile("workflow.asl.json.tftpl", {branches =
    jsonencode(<the branches>)})`.
 
@@ -29,8 +30,11 @@ EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "glue-workfl
 WORKFLOW_TEMPLATE = EXAMPLE_DIR / "workflow.asl.json.tftpl"
 BRANCH_TEMPLATE = EXAMPLE_DIR / "job-branch.asl.json.tftpl"
 
-# The example's defaults (variables.tf); tests pass their own values.
+# The example's defaults (variables.tf; test_local_defaults.py holds them equal);
+# tests pass their own values.
 DEFAULT_JOBS = ("make_rawdata", "make_alarm", "make_order")
+# overlapping_run_retry: (interval_seconds, max_attempts).
+DEFAULT_OVERLAP_RETRY = (60, 3)
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -55,9 +59,16 @@ def render_template(path: Path, values: dict[str, str]) -> str:
 
 
 def render_workflow(
-    *, queue_url: str, service: str, metric_prefix: str, jobs: tuple[str, ...] = DEFAULT_JOBS
+    *,
+    queue_url: str,
+    service: str,
+    metric_prefix: str,
+    jobs: tuple[str, ...] = DEFAULT_JOBS,
+    partition: str = "aws",
+    overlap_retry: tuple[int, int] = DEFAULT_OVERLAP_RETRY,
 ) -> str:
     """Returns the state machine definition (ASL JSON text) for the given jobs."""
+    interval_seconds, max_attempts = overlap_retry
     branches = [
         json.loads(
             render_template(
@@ -67,6 +78,9 @@ def render_workflow(
                     "queue_url": queue_url,
                     "service": service,
                     "metric_prefix": metric_prefix,
+                    "partition": partition,
+                    "overlap_retry_interval_seconds": str(interval_seconds),
+                    "overlap_retry_max_attempts": str(max_attempts),
                 },
             )
         )

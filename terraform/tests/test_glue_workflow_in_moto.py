@@ -391,3 +391,39 @@ def test_mackerel_stores_the_execution_time_of_succeeded_jobs_only(workflow_run,
         else:
             minute = _minute_of(_body_for(workflow_run["bodies"], job))
             assert points == {minute: workflow_run["job_runs"][job]["ExecutionTime"]}, (job, points)
+
+
+# --- Overlapping executions: a job whose previous run is still going. ---
+
+
+@pytest.fixture(scope="module")
+def overlapping_run(executing_state_machines):
+    """Runs the workflow while the job's previous run is still going (moto raises
+    Glue.ConcurrentRunsExceededException, as Glue does at MaxConcurrentRuns), with the
+    retry shortened to one try after 1 s."""
+    url = executing_state_machines
+    run_id = uuid.uuid4().hex[:8]
+    job = f"overlapping_{run_id}"
+    queue_url, _ = local_world.create_queues(local_world.client("sqs", url), f"sfn-mackerel-overlap-{run_id}")
+    run = local_world.run_example_workflow(
+        url,
+        queue_url,
+        service=SERVICE,
+        metric_prefix=METRIC_PREFIX,
+        jobs=(job,),
+        items=WORKFLOW_INPUT["items"],
+        run_id=run_id,
+        overlap_retry=(1, 1),
+        running_jobs=(job,),
+    )
+    return {"job": job, "execution": run["execution"], "bodies": [json.loads(m["Body"]) for m in run["messages"]]}
+
+
+def test_an_overlapping_run_is_reported_skipped_and_never_failed(overlapping_run):
+    job = overlapping_run["job"]
+    assert overlapping_run["execution"]["status"] == "SUCCEEDED", overlapping_run["execution"]
+    (body,) = overlapping_run["bodies"]
+    assert body["name"] == f"{METRIC_PREFIX}.{job}.skipped"
+    assert body["value"] == 1
+    assert body["error"] == {"Error": "Glue.ConcurrentRunsExceededException"}
+    assert not any(f"{job}.failed" in json.dumps(b) for b in overlapping_run["bodies"])

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import local_world  # noqa: E402
-from render_asl import DEFAULT_JOBS  # noqa: E402  (local_world puts terraform/tests on the path)
+from render_asl import DEFAULT_JOBS, DEFAULT_OVERLAP_RETRY  # noqa: E402  (local_world puts terraform/tests on the path)
 
 TESTKIT_LOCAL = REPO_ROOT / "testkit" / "src" / "local.rs"
 _RUST_CONSTANT = re.compile(r"^\s*pub\s+const\s+(MODULE_[A-Z0-9_]+)\s*:\s*u\d+\s*=\s*([0-9_]+)\s*;", re.M)
@@ -77,4 +77,12 @@ def test_render_asl_default_jobs_are_the_examples():
     assert list(DEFAULT_JOBS) == local_world.example_defaults()["glue_jobs"], (
         "terraform/tests/render_asl.py's DEFAULT_JOBS must equal glue_jobs' default in "
         "terraform/examples/glue-workflow/variables.tf"
+    )
+
+
+def test_render_asl_default_overlap_retry_is_the_examples():
+    retry = local_world.example_defaults()["overlapping_run_retry"]
+    assert DEFAULT_OVERLAP_RETRY == (retry["interval_seconds"], retry["max_attempts"]), (
+        "terraform/tests/render_asl.py's DEFAULT_OVERLAP_RETRY must equal overlapping_run_retry's "
+        "default in terraform/examples/glue-workflow/variables.tf"
     )

@@ -103,3 +103,35 @@ def test_templatefile_variables_match_the_placeholders(directory):
         placeholders = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", (directory / template).read_text()))
         given = set(re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=", arguments, re.M))
         assert placeholders == given, f"{template}: placeholders {placeholders}, given {given}"
+
+
+PIPELINE_DIR = TERRAFORM_DIR / "modules" / "sfn-mackerel-pipeline"
+
+
+def _resource(directory: Path, kind: str, name: str) -> dict:
+    for document in _parsed(directory):
+        for block in document.get("resource", []):
+            for found_kind, bodies in block.items():
+                if _unquote(found_kind) == kind and _unquote(name) in {_unquote(n) for n in bodies}:
+                    return next(body for n, body in bodies.items() if _unquote(n) == name)
+    raise AssertionError(f"no resource {kind}.{name} in {directory}")
+
+
+@pytest.mark.parametrize("alarm", ["dlq_not_empty", "oldest_result_age"])
+def test_the_queue_alarms_keep_their_last_state_when_sqs_stops_reporting(alarm):
+    # SQS stops publishing an untouched queue's metrics after about six hours,
+    # even while it holds messages: missing data must not turn the alarm OK.
+    body = _resource(PIPELINE_DIR, "aws_cloudwatch_metric_alarm", alarm)
+    assert _unquote(body["treat_missing_data"]) == "ignore"
+
+
+def test_the_consumer_roles_trust_has_no_condition_lambda_is_not_documented_to_send():
+    for document in _parsed(PIPELINE_DIR):
+        for block in document.get("data", []):
+            for kind, bodies in block.items():
+                for name, body in bodies.items():
+                    if _unquote(kind) == "aws_iam_policy_document" and _unquote(name) == "consumer_assume":
+                        for statement in body["statement"]:
+                            assert "condition" not in statement, statement
+                        return
+    raise AssertionError("no data.aws_iam_policy_document.consumer_assume")

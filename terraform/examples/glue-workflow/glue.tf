@@ -1,16 +1,18 @@
-# The Glue jobs the workflow runs. Their scripts are yours: upload <name>.py under
+# The Glue jobs the workflow runs, when create_glue_jobs is true (false: jobs of
+# these names exist already). Their scripts are yours: upload <name>.py under
 # glue_script_s3_prefix before the first run.
 
 locals {
-  script_bucket = regex("^s3://([^/]+)/", var.glue_script_s3_prefix)[0]
+  script_bucket = var.glue_script_s3_prefix == null ? "" : regex("^s3://([^/]+)/", var.glue_script_s3_prefix)[0]
+  script_path   = var.glue_script_s3_prefix == null ? "" : trimprefix(var.glue_script_s3_prefix, "s3://${local.script_bucket}/")
 }
 
 resource "aws_glue_job" "job" {
   #checkov:skip=CKV_AWS_195:A Glue security configuration (S3/CloudWatch/bookmark encryption with KMS) depends on what your jobs touch; add security_configuration once your scripts write data.
-  for_each = toset(var.glue_jobs)
+  for_each = toset(var.create_glue_jobs ? var.glue_jobs : [])
 
   name         = each.key
-  role_arn     = aws_iam_role.glue.arn
+  role_arn     = aws_iam_role.glue[0].arn
   glue_version = "4.0"
   # The workflow starts one run per job per item and waits for it (Map runs items
   # one at a time), so one concurrent run is enough.
@@ -26,6 +28,13 @@ resource "aws_glue_job" "job" {
     script_location = "${var.glue_script_s3_prefix}${each.key}.py"
     python_version  = "3"
   }
+
+  lifecycle {
+    precondition {
+      condition     = var.glue_script_s3_prefix != null
+      error_message = "create_glue_jobs = true needs glue_script_s3_prefix (where the jobs' scripts are); set create_glue_jobs = false to run existing jobs instead."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "glue_assume" {
@@ -39,13 +48,15 @@ data "aws_iam_policy_document" "glue_assume" {
 }
 
 resource "aws_iam_role" "glue" {
+  count              = var.create_glue_jobs ? 1 : 0
   name               = "${var.name}-glue-jobs"
   assume_role_policy = data.aws_iam_policy_document.glue_assume.json
 }
 
 # AWS's baseline for Glue job runs (logs, metrics, its own aws-glue-* buckets).
 resource "aws_iam_role_policy_attachment" "glue_service" {
-  role       = aws_iam_role.glue.name
+  count      = var.create_glue_jobs ? 1 : 0
+  role       = aws_iam_role.glue[0].name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSGlueServiceRole"
 }
 
@@ -53,12 +64,13 @@ data "aws_iam_policy_document" "glue_scripts" {
   statement {
     sid       = "ReadJobScripts"
     actions   = ["s3:GetObject"]
-    resources = ["arn:${data.aws_partition.current.partition}:s3:::${local.script_bucket}/${trimprefix(var.glue_script_s3_prefix, "s3://${local.script_bucket}/")}*"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${local.script_bucket}/${local.script_path}*"]
   }
 }
 
 resource "aws_iam_role_policy" "glue_scripts" {
+  count  = var.create_glue_jobs ? 1 : 0
   name   = "read-job-scripts"
-  role   = aws_iam_role.glue.id
+  role   = aws_iam_role.glue[0].id
   policy = data.aws_iam_policy_document.glue_scripts.json
 }

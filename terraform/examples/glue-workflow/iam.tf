@@ -30,7 +30,8 @@ data "aws_iam_policy_document" "workflow" {
     # startJobRun.sync starts the run, polls it, and stops it when the execution
     # is stopped or times out.
     actions   = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
-    resources = [for job in aws_glue_job.job : job.arn]
+    # By name, so existing jobs (create_glue_jobs = false) are covered too.
+    resources = formatlist("arn:%s:glue:%s:%s:job/%s", data.aws_partition.current.partition, var.region, data.aws_caller_identity.current.account_id, var.glue_jobs)
   }
 
   statement {

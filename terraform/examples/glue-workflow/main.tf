@@ -10,8 +10,10 @@ module "pipeline" {
   maximum_batching_window_seconds = var.batching_window_seconds
   # The consumer reports its own figures to the same service; the missing-data
   # monitor watches them.
-  pipeline_metrics_service = module.monitors.service_name
-  create_alarm_topic       = var.alarm_email != null
+  pipeline_metrics_service    = module.monitors.service_name
+  create_alarm_topic          = var.alarm_email != null
+  secret_name                 = var.secret_name
+  secret_recovery_window_days = var.secret_recovery_window_days
 }
 
 resource "aws_sns_topic_subscription" "alarm_email" {
@@ -25,6 +27,8 @@ module "monitors" {
   source = "../../modules/mackerel-job-monitors"
 
   service_name             = var.mackerel_service
+  create_service           = var.create_mackerel_service
+  skipped_warning          = var.skipped_warning_monitors
   metric_prefix            = var.metric_prefix
   job_names                = var.glue_jobs
   pipeline_metrics_service = var.mackerel_service
@@ -36,10 +40,13 @@ locals {
   # terraform/tests/render_asl.py does the same for the offline checks.
   workflow_branches = [
     for job in var.glue_jobs : jsondecode(templatefile("${path.module}/job-branch.asl.json.tftpl", {
-      job_name      = aws_glue_job.job[job].name
-      queue_url     = module.pipeline.queue_url
-      service       = module.monitors.service_name
-      metric_prefix = var.metric_prefix
+      job_name                       = job
+      queue_url                      = module.pipeline.queue_url
+      service                        = module.monitors.service_name
+      metric_prefix                  = var.metric_prefix
+      partition                      = data.aws_partition.current.partition
+      overlap_retry_interval_seconds = var.overlapping_run_retry.interval_seconds
+      overlap_retry_max_attempts     = var.overlapping_run_retry.max_attempts
     }))
   ]
   workflow_definition = templatefile("${path.module}/workflow.asl.json.tftpl", {
@@ -66,5 +73,6 @@ resource "aws_sfn_state_machine" "workflow" {
     level                  = "ERROR"
   }
 
-  depends_on = [aws_iam_role_policy.workflow, aws_iam_role_policy_attachment.workflow_sends_results]
+  # The jobs when they are created here (the ASL names them; it does not refer to the resources).
+  depends_on = [aws_iam_role_policy.workflow, aws_iam_role_policy_attachment.workflow_sends_results, aws_glue_job.job]
 }

@@ -35,6 +35,25 @@ resource "mackerel_monitor" "job_failed" {
   }
 }
 
+# <job>.skipped = 1 says a run did not start because the job's previous run was
+# still going (an overlapping execution): worth a warning, never a page.
+resource "mackerel_monitor" "job_skipped" {
+  for_each = var.skipped_warning ? toset(var.job_names) : toset([])
+
+  name                  = "${var.metric_prefix}.${each.key} skipped"
+  memo                  = "A run of the Glue job ${each.key} was skipped: an overlapping workflow execution's run was still going (Glue.ConcurrentRunsExceededException after the workflow's retries). Check how often the workflow starts against how long the job runs."
+  notification_interval = var.notification_interval
+
+  service_metric {
+    service            = local.service_name
+    metric             = "${var.metric_prefix}.${each.key}.skipped"
+    operator           = ">"
+    warning            = 0
+    duration           = 1
+    max_check_attempts = 1
+  }
+}
+
 # The consumer posts <prefix>.values_posted for every batch it handles. No figure
 # for missing_data_minutes means results stopped arriving: workflows stopped
 # sending, or the queue, the function or the Mackerel key broke. The monitor

@@ -40,6 +40,12 @@ variable "job_names" {
   }
 }
 
+variable "skipped_warning" {
+  description = "Also create a warning monitor per job on <metric_prefix>.<job>.skipped > 0: a run the workflow skipped because an overlapping execution's run of the job was still going."
+  type        = bool
+  default     = false
+}
+
 variable "notification_interval" {
   description = "Minutes between repeated notifications while an alert stays open; 0 notifies once."
   type        = number

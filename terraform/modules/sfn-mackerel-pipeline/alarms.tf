@@ -20,8 +20,13 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
-  # An idle queue stops reporting; no data means no parked message.
-  treat_missing_data = "notBreaching"
+  # SQS stops publishing a queue's metrics when nothing has touched it for about
+  # six hours, even while it holds messages. "ignore" keeps the alarm's last
+  # state through such gaps: an alarm raised for parked messages stays raised
+  # while they sit there ageing towards Mackerel's 24 hours, instead of turning
+  # OK ("notBreaching") and telling the operator all is well. "breaching" would
+  # fire on an empty, idle DLQ every six hours.
+  treat_missing_data = "ignore"
   alarm_actions      = local.alarm_actions
   ok_actions         = local.alarm_actions
   tags               = local.tags
@@ -40,7 +45,9 @@ resource "aws_cloudwatch_metric_alarm" "oldest_result_age" {
   datapoints_to_alarm = 3
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.oldest_message_age_alarm_seconds
-  treat_missing_data  = "notBreaching"
+  # As for the DLQ: a results queue that nothing polls (the mapping disabled)
+  # still holds its messages when SQS stops reporting it; keep the last state.
+  treat_missing_data = "ignore"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = local.tags

@@ -8,12 +8,13 @@ data "aws_iam_policy_document" "consumer_assume" {
       type        = "Service"
       identifiers = ["lambda.amazonaws.com"]
     }
-    # Only this account's Lambda service may assume the role (confused deputy).
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
+    # No aws:SourceAccount / aws:SourceArn condition: AWS documents the execution
+    # role's trust policy without one
+    # (https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html)
+    # and does not say that Lambda or the event source mapping's poller sends
+    # either key when it assumes the role; a condition on a key that is not sent
+    # denies, and the function could not start. A role cannot be passed across
+    # accounts (iam:PassRole), which is what the condition would guard against.
   }
 }
 

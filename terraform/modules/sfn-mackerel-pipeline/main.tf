@@ -2,8 +2,6 @@
 # the consumer Lambda that posts them to Mackerel, and what keeps it observable.
 # Resources are split by concern: sqs.tf, lambda.tf, secret.tf, iam.tf, alarms.tf.
 
-data "aws_caller_identity" "current" {}
-
 locals {
   queue_name     = "${var.name}-results"
   dlq_name       = "${var.name}-results-dlq"
