@@ -58,19 +58,20 @@ pub fn time_left(deadline_ms: u64, now_ms: u64) -> Duration {
 /// duration-style deadline is said once per process in a warning.
 pub fn instant_of_epoch_ms(deadline_ms: u64) -> Instant {
     static WARNED: std::sync::Once = std::sync::Once::new();
-    if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
-        WARNED.call_once(|| {
-            tracing::warn!(
-                deadline_ms,
-                "the Runtime API sent a deadline that cannot be an epoch time (an emulator such as `cargo lambda watch` sends the time left); it is read as {deadline_ms} ms from now"
-            );
-        });
-    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     let left = time_left(deadline_ms, now_ms);
+    if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                deadline_ms,
+                "the Runtime API sent a deadline that cannot be an epoch time (an emulator such as `cargo lambda watch` sends the time left); it is read as {} ms from now",
+                left.as_millis()
+            );
+        });
+    }
     let now = Instant::now();
     now.checked_add(left).unwrap_or(now)
 }

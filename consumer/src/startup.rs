@@ -51,42 +51,50 @@ pub fn init_error_body(error: &StartupError) -> serde_json::Value {
 
 /// Tells Lambda why the cold start failed, so its console and logs show the
 /// sentence (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-initerror>).
-/// One try, within a few seconds, never following a redirect; a failure is
-/// only printed (the process exits with the error anyway).
+/// A plain HTTP/1.1 request over TCP, the Runtime API being plain HTTP on a
+/// local address: nothing that may itself have failed to start (the HTTP
+/// client) is needed. One try within 3 s; a failure is only printed (the
+/// process exits with the error anyway).
 pub async fn report_init_error(runtime_api: &str, error: &StartupError) {
-    let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(3))
-        .build();
-    let sent = match client {
-        Ok(client) => client
-            .post(&url)
-            .header("Lambda-Runtime-Function-Error-Type", error.error_type())
-            .json(&init_error_body(error))
-            .send()
-            .await
-            .map(|answer| answer.status()),
-        Err(why) => Err(why),
-    };
+    let body = init_error_body(error).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {runtime_api}\r\nLambda-Runtime-Function-Error-Type: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        error.error_type(),
+        body.len()
+    );
+    let sent = tokio::time::timeout(Duration::from_secs(3), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(runtime_api).await?;
+        stream.write_all(request.as_bytes()).await?;
+        // The status line is all that is read, at most a few bytes.
+        let mut answer = [0u8; 64];
+        let read = stream.read(&mut answer).await?;
+        Ok::<String, std::io::Error>(String::from_utf8_lossy(&answer[..read]).into_owned())
+    })
+    .await;
     match sent {
-        Ok(status) if status.is_success() => {}
-        Ok(status) => eprintln!("note: the Runtime API answered the init error with HTTP {status}"),
-        Err(why) => eprintln!(
-            "note: could not report the init error to the Runtime API: {}",
-            sfn_mackerel_sqs::error_text::cause_line(&why)
+        Ok(Ok(answer)) if answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2") => {}
+        Ok(Ok(answer)) => eprintln!(
+            "note: the Runtime API answered the init error with {:?}",
+            answer.lines().next().unwrap_or_default()
         ),
+        Ok(Err(why)) => {
+            eprintln!("note: could not report the init error to the Runtime API: {why}")
+        }
+        Err(_) => eprintln!("note: the Runtime API did not take the init error within 3 s"),
     }
 }
 
 /// Timeouts for the calls a batch makes besides Mackerel's (parking in the DLQ,
 /// fetching the key again): each also stops at the batch's deadline, and these
-/// keep one stuck endpoint from holding a batch that long.
+/// keep one stuck endpoint from holding a batch that long. The cold start's key
+/// fetch uses them too, so the operation ends within 8 s: inside Lambda's 10 s
+/// init phase, with time left to report why.
 fn short_call_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(5))
-        .operation_timeout(Duration::from_secs(12))
+        .operation_timeout(Duration::from_secs(8))
         .build()
 }
 

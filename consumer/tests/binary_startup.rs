@@ -9,7 +9,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sfn_mackerel_testkit::local::api_key_secret;
+use sfn_mackerel_testkit::local::{api_key_secret, secret_holding};
 use sfn_mackerel_testkit::runtime_api::{sqs_event, DeadlineHeader, RuntimeApi};
 use support::pipeline::*;
 use support::{consumer_command, now};
@@ -64,8 +64,19 @@ fn assert_no_debug_dump(text: &str) {
 }
 
 /// Each way the start fails, as `poll`: (variables, what the sentence says).
-fn startup_failures(secret_missing: &str) -> Vec<(Vec<(&str, String)>, &'static str)> {
+fn startup_failures<'a>(
+    secret_missing: &'a str,
+    secret_unreadable: &'a str,
+) -> Vec<(Vec<(&'a str, String)>, &'static str)> {
     vec![
+        (
+            vec![("MACKEREL_API_KEY", "pasted\nwith a newline".to_owned()), ("DLQ_URL", "u".to_owned())],
+            "error: configuration: MACKEREL_API_KEY cannot be used: the key contains a character that cannot be sent in an HTTP header",
+        ),
+        (
+            vec![("MACKEREL_API_KEY_SECRET_ID", secret_unreadable.to_owned()), ("DLQ_URL", "u".to_owned())],
+            "error: Mackerel API key: the secret is JSON but has no string field MACKEREL_API_KEY",
+        ),
         (vec![("DLQ_URL", "u".to_owned())], "error: configuration: no Mackerel API key configured: set MACKEREL_API_KEY_SECRET_ID"),
         (
             vec![("MACKEREL_API_KEY", "k".to_owned()), ("MACKEREL_API_KEY_SECRET_ID", "s".to_owned()), ("DLQ_URL", "u".to_owned())],
@@ -86,7 +97,8 @@ fn startup_failures(secret_missing: &str) -> Vec<(Vec<(&str, String)>, &'static 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_startup_failure_of_the_runner_is_one_sentence_and_exit_code_1() {
     let missing = format!("no-such-secret-{}", now());
-    for (vars, says) in startup_failures(&missing) {
+    let unreadable = secret_holding(r#"{"other": "x"}"#).await;
+    for (vars, says) in startup_failures(&missing, &unreadable) {
         let mut all: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.push(("QUEUE_URL", "http://127.0.0.1:1/123456789012/results"));
         let (code, stderr) = run({
@@ -155,7 +167,8 @@ fn under_lambda(api: &RuntimeApi, vars: &[(&str, &str)]) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_lambda_each_startup_failure_reaches_the_runtime_apis_init_error() {
     let missing = format!("no-such-secret-{}", now());
-    for (vars, says) in startup_failures(&missing) {
+    let unreadable = secret_holding(r#"{"other": "x"}"#).await;
+    for (vars, says) in startup_failures(&missing, &unreadable) {
         let api = RuntimeApi::start().await;
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
@@ -173,10 +186,41 @@ async fn under_lambda_each_startup_failure_reaches_the_runtime_apis_init_error()
             "{message}"
         );
         assert_no_debug_dump(message);
-        assert!(
-            body["errorType"].as_str().unwrap().starts_with("Runtime."),
-            "{body}"
-        );
+        let error_type = body["errorType"].as_str().unwrap();
+        assert!(error_type.starts_with("Runtime."), "{body}");
+        assert_eq!(api.init_error_types(), vec![Some(error_type.to_owned())]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_own_startup_failures_are_one_sentence_and_exit_code_1() {
+    let queues = queues(30, 5).await;
+    let missing_queue = format!("{}-gone", queues.source_url);
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--queue-url", &missing_queue],
+            "error: could not read the attributes of queue",
+        ),
+        (
+            &[
+                "--queue-url",
+                &queues.source_url,
+                "--batching-window-ms",
+                "400000",
+            ],
+            "error: --batching-window-ms 400000 is above 300000",
+        ),
+    ];
+    for (flags, says) in cases {
+        let mut command = command(&[("MACKEREL_API_KEY", "k"), ("DLQ_URL", &queues.dlq_url)]);
+        command.arg("poll").args(flags);
+
+        let (code, stderr) = run(command).await;
+
+        assert_eq!(code, 1, "{says}: {stderr}");
+        let line = error_line(&stderr);
+        assert!(line.starts_with(says), "expected {says:?}, got {line:?}");
+        assert_no_debug_dump(line);
     }
 }
 

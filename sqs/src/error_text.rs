@@ -7,7 +7,7 @@
 use std::error::Error;
 
 /// `error`'s message and each cause's, in order, skipping a cause whose text
-/// the line already ends with (wrappers often repeat their source).
+/// is already the line's last part (wrappers often repeat their source).
 pub fn cause_line(error: &(dyn Error + 'static)) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
@@ -15,7 +15,8 @@ pub fn cause_line(error: &(dyn Error + 'static)) -> String {
     for _ in 0..32 {
         let Some(cause) = source else { break };
         let text = cause.to_string();
-        if !text.is_empty() && !line.ends_with(&text) {
+        let repeated = line == text || line.ends_with(&format!(": {text}"));
+        if !text.is_empty() && !repeated {
             line.push_str(": ");
             line.push_str(&text);
         }
@@ -69,5 +70,16 @@ mod tests {
     fn a_cause_that_repeats_its_wrapper_is_said_once() {
         let error = Layer("timed out", Some(Box::new(Layer("timed out", None))));
         assert_eq!(cause_line(&error), "timed out");
+        let wrapped = Layer(
+            "configuration: no key",
+            Some(Box::new(Layer("no key", None))),
+        );
+        assert_eq!(cause_line(&wrapped), "configuration: no key");
+    }
+
+    #[test]
+    fn a_short_cause_that_only_ends_like_the_line_is_kept() {
+        let error = Layer("operation timeout", Some(Box::new(Layer("timeout", None))));
+        assert_eq!(cause_line(&error), "operation timeout: timeout");
     }
 }

@@ -198,6 +198,8 @@ def test_succeeded_jobs_report_failed_0_and_their_execution_time(workflow_run):
         assert values == {
             f"{METRIC_PREFIX}.{job}.failed": 0,
             f"{METRIC_PREFIX}.{job}.seconds": workflow_run["job_runs"][job]["ExecutionTime"],
+            # A run that ran was not skipped: this closes a skipped warning.
+            f"{METRIC_PREFIX}.{job}.skipped": 0,
         }
 
 
@@ -416,7 +418,15 @@ def overlapping_run(executing_state_machines):
         overlap_retry=(1, 1),
         running_jobs=(job,),
     )
-    return {"job": job, "execution": run["execution"], "bodies": [json.loads(m["Body"]) for m in run["messages"]]}
+    history = local_world.client("stepfunctions", url).get_execution_history(
+        executionArn=run["execution"]["executionArn"], maxResults=1000
+    )["events"]
+    return {
+        "job": job,
+        "execution": run["execution"],
+        "bodies": [json.loads(m["Body"]) for m in run["messages"]],
+        "history": history,
+    }
 
 
 def test_an_overlapping_run_is_reported_skipped_and_never_failed(overlapping_run):
@@ -427,3 +437,13 @@ def test_an_overlapping_run_is_reported_skipped_and_never_failed(overlapping_run
     assert body["value"] == 1
     assert body["error"] == {"Error": "Glue.ConcurrentRunsExceededException"}
     assert not any(f"{job}.failed" in json.dumps(b) for b in overlapping_run["bodies"])
+
+
+def test_an_overlapping_run_is_tried_again_before_it_is_reported(overlapping_run):
+    failures = [
+        event["taskFailedEventDetails"]["error"]
+        for event in overlapping_run["history"]
+        if event["type"] == "TaskFailed"
+    ]
+    # The first try and the one retry (overlap_retry=(1, 1)) both met the running run.
+    assert failures == ["Glue.ConcurrentRunsExceededException"] * 2, overlapping_run["history"]

@@ -241,11 +241,16 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
 
 /// A secret on moto holding `{"MACKEREL_API_KEY": key}`; returns its id.
 pub async fn api_key_secret(key: &str) -> String {
+    secret_holding(&serde_json::json!({ "MACKEREL_API_KEY": key }).to_string()).await
+}
+
+/// A secret on moto holding exactly `text`; returns its id.
+pub async fn secret_holding(text: &str) -> String {
     let id = unique("mackerel-api-key");
     aws_sdk_secretsmanager::Client::new(&aws().await)
         .create_secret()
         .name(&id)
-        .secret_string(serde_json::json!({ "MACKEREL_API_KEY": key }).to_string())
+        .secret_string(text)
         .send()
         .await
         .expect("moto creates the secret");

@@ -59,6 +59,7 @@ struct Calls {
     invocations: Vec<Invocation>,
     first_next_at: Option<Instant>,
     init_errors: Vec<String>,
+    init_error_types: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -140,6 +141,16 @@ impl RuntimeApi {
                 .cloned()
         })
         .await
+    }
+
+    /// The `Lambda-Runtime-Function-Error-Type` header of each `/init/error`.
+    pub fn init_error_types(&self) -> Vec<Option<String>> {
+        self.shared
+            .calls
+            .lock()
+            .expect("not poisoned")
+            .init_error_types
+            .clone()
     }
 
     /// What the function reported through `/init/error`.
@@ -268,13 +279,21 @@ async fn invocation_error(
     record_answer(&shared, &id, |invocation| invocation.error = Some(body))
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, body: String) -> StatusCode {
-    shared
-        .calls
-        .lock()
-        .expect("not poisoned")
-        .init_errors
-        .push(body);
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    {
+        let mut calls = shared.calls.lock().expect("not poisoned");
+        calls.init_errors.push(body);
+        calls.init_error_types.push(
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        );
+    }
     shared.changed.notify_waiters();
     StatusCode::ACCEPTED
 }

@@ -74,3 +74,19 @@ resource "aws_iam_role_policy" "glue_scripts" {
   role   = aws_iam_role.glue[0].id
   policy = data.aws_iam_policy_document.glue_scripts.json
 }
+
+# Deployments made before create_glue_jobs keep their role and policies.
+moved {
+  from = aws_iam_role.glue
+  to   = aws_iam_role.glue[0]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.glue_service
+  to   = aws_iam_role_policy_attachment.glue_service[0]
+}
+
+moved {
+  from = aws_iam_role_policy.glue_scripts
+  to   = aws_iam_role_policy.glue_scripts[0]
+}

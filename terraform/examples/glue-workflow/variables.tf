@@ -39,7 +39,7 @@ variable "glue_script_s3_prefix" {
 }
 
 variable "overlapping_run_retry" {
-  description = "When a job's run is still going from an overlapping execution (Glue.ConcurrentRunsExceededException), how often the workflow tries again before it reports <prefix>.<job>.skipped = 1 (never failed: the job did not run). The waits are interval_seconds, then doubled, with jitter."
+  description = "When a job's run is still going from an overlapping execution (Glue.ConcurrentRunsExceededException), how often the workflow tries again before it reports <prefix>.<job>.skipped = 1 (never failed: the job did not run). The waits are up to interval_seconds, then doubled each time (full jitter: a random part of each)."
   type = object({
     interval_seconds = number
     max_attempts     = number
@@ -50,8 +50,8 @@ variable "overlapping_run_retry" {
   }
 
   validation {
-    condition     = var.overlapping_run_retry.interval_seconds >= 1 && var.overlapping_run_retry.max_attempts >= 0 && var.overlapping_run_retry.max_attempts <= 10
-    error_message = "overlapping_run_retry needs interval_seconds >= 1 and max_attempts from 0 to 10 (Step Functions' Retry fields)."
+    condition     = var.overlapping_run_retry.interval_seconds >= 1 && floor(var.overlapping_run_retry.interval_seconds) == var.overlapping_run_retry.interval_seconds && var.overlapping_run_retry.max_attempts >= 0 && var.overlapping_run_retry.max_attempts <= 10 && floor(var.overlapping_run_retry.max_attempts) == var.overlapping_run_retry.max_attempts
+    error_message = "overlapping_run_retry needs a whole interval_seconds >= 1 and a whole max_attempts from 0 to 10 (Step Functions' Retry fields)."
   }
 }
 
