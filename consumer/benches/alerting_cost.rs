@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use mackerel_standin::{Config, FaultConfig, RunningStandIn, StandIn};
-use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
-use sfn_mackerel_consumer::mackerel::HttpTransport;
-use sfn_mackerel_consumer::{Consumer, InboundMessage};
+use sfn_mackerel_consumer::InboundMessage;
 use sfn_mackerel_testkit::doubles::MemoryDeadLetters;
+use sfn_mackerel_testkit::local::http_consumer;
 
 const API_KEY: &str = "bench-key";
 const SERVICES: usize = 10;
@@ -98,14 +97,7 @@ async fn run(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let settings = Settings::from_vars(&vars).expect("settings");
-    let consumer = Consumer::new(
-        settings,
-        HttpTransport::new(&standin.base_url()).expect("client"),
-        KeyStore::load(FixedKey(ApiKey::new(API_KEY).unwrap()))
-            .await
-            .expect("key"),
-        MemoryDeadLetters::default(),
-    );
+    let consumer = http_consumer(settings, API_KEY, MemoryDeadLetters::default()).await;
     let started = Instant::now();
     let failed: usize = futures::stream::iter(messages.chunks(batch_size))
         .map(|batch| {

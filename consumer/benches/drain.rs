@@ -26,13 +26,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use futures::StreamExt;
 use mackerel_standin::{Config, FaultConfig, RunningStandIn, StandIn};
-use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::dlq::SqsDeadLetters;
-use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
-use sfn_mackerel_consumer::Consumer;
-use sfn_mackerel_testkit::local::{sqs, LocalQueues, QueueSettings};
+use sfn_mackerel_testkit::local::{http_consumer, sqs, LocalQueues, QueueSettings};
 
 const API_KEY: &str = "bench-key";
 const SERVICES: usize = 10;
@@ -198,17 +195,15 @@ async fn drain_with_runner(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let settings = Settings::from_vars(&vars).expect("settings");
-    let consumer = Consumer::new(
+    let consumer = http_consumer(
         settings,
-        HttpTransport::new(&standin.base_url()).expect("client"),
-        KeyStore::load(FixedKey(ApiKey::new(API_KEY).unwrap()))
-            .await
-            .expect("key"),
+        API_KEY,
         SqsDeadLetters {
             client: sqs.clone(),
             queue_url: dlq_url,
         },
-    );
+    )
+    .await;
     let options = RunnerOptions {
         queue_url: queue_url.to_owned(),
         batch_size: env_number("BENCH_BATCH_SIZE", 1000),

@@ -31,7 +31,7 @@ pub struct StatusPoint {
 
 impl StatusPoint {
     pub fn minute(&self) -> i64 {
-        self.time.div_euclid(60)
+        sfn_mackerel_message::timestamp::minute_of(self.time)
     }
 
     pub fn is_failure(&self) -> bool {

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sfn_mackerel_message::merge::Merged;
+use sfn_mackerel_message::timestamp::minute_of;
 use sfn_mackerel_message::Decoded;
 pub use sfn_mackerel_message::MergeRule;
 
@@ -31,7 +32,7 @@ pub struct Point<'a> {
 impl Point<'_> {
     /// The minute Mackerel stores the point in.
     pub fn minute(&self) -> i64 {
-        self.time.div_euclid(60)
+        minute_of(self.time)
     }
 }
 
@@ -87,7 +88,7 @@ pub fn group_by_rules<'a>(
         let series = by_service.entry(decoded.service.as_str()).or_default();
         for value in &decoded.values {
             order += 1;
-            let key = (value.name.as_str(), value.time.div_euclid(60));
+            let key = (value.name.as_str(), minute_of(value.time));
             match series.get_mut(&key) {
                 None => {
                     series.insert(

@@ -8,7 +8,7 @@
 //! writes again (a failure is never deleted before its alert was evaluated).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use sfn_mackerel_message::read_windows::read_windows;
@@ -84,11 +84,15 @@ pub async fn post_with_statuses<'a>(
     let mut figures = StatusFigures::default();
     let held = read_held(transport, points.service, &series, posting, &mut figures).await;
     let mut alert_steps: Vec<Vec<f64>> = Vec::with_capacity(series.len());
+    let mut graph: HashMap<(&str, i64), f64> = HashMap::new();
     for (one, held) in series.iter().zip(&held) {
         let writes = plan_status_writes(&one.points, held.as_deref());
-        set_graph_values(&mut points, one.name, &writes.graph);
+        for planned in &writes.graph {
+            graph.insert((one.name, planned.minute()), planned.value);
+        }
         alert_steps.push(writes.alert_steps);
     }
+    set_graph_values(&mut points, &graph);
     let chunks = pack(&points, posting.max_request_bytes);
     let mut delivery = post_service(
         transport,
@@ -364,13 +368,15 @@ fn held_within(points: Vec<StatusPoint>, range: SeriesRange) -> Vec<StatusPoint>
         .collect()
 }
 
-/// Writes the planned graph values back into the service's points.
-fn set_graph_values(points: &mut ServicePoints<'_>, name: &str, graph: &[StatusPoint]) {
-    for unit in &mut points.units {
-        for point in unit.points.iter_mut().filter(|p| p.name == name) {
-            if let Some(planned) = graph.iter().find(|g| g.minute() == point.minute()) {
-                point.value = planned.value;
-            }
+/// Writes the planned graph values back into the service's points, in one pass.
+fn set_graph_values(points: &mut ServicePoints<'_>, graph: &HashMap<(&str, i64), f64>) {
+    for point in points
+        .units
+        .iter_mut()
+        .flat_map(|unit| unit.points.iter_mut())
+    {
+        if let Some(value) = graph.get(&(point.name, point.minute())) {
+            point.value = *value;
         }
     }
 }

@@ -51,6 +51,14 @@ fn error_line(stderr: &str) -> &str {
         .unwrap_or_else(|| panic!("no `error:` line in {stderr:?}"))
 }
 
+/// Exit code 1 and an `error:` line that starts with `says`, without a dump.
+fn assert_could_not_start(code: i32, stderr: &str, says: &str) {
+    assert_eq!(code, 1, "{says}: {stderr}");
+    let line = error_line(stderr);
+    assert!(line.starts_with(says), "expected {says:?}, got {line:?}");
+    assert_no_debug_dump(line);
+}
+
 fn assert_no_debug_dump(text: &str) {
     for dump in [
         "(NoApiKey",
@@ -108,10 +116,7 @@ async fn each_startup_failure_of_the_runner_is_one_sentence_and_exit_code_1() {
         })
         .await;
 
-        assert_eq!(code, 1, "{says}: {stderr}");
-        let line = error_line(&stderr);
-        assert!(line.starts_with(says), "expected {says:?}, got {line:?}");
-        assert_no_debug_dump(line);
+        assert_could_not_start(code, &stderr, says);
     }
 }
 
@@ -217,10 +222,7 @@ async fn the_runners_own_startup_failures_are_one_sentence_and_exit_code_1() {
 
         let (code, stderr) = run(command).await;
 
-        assert_eq!(code, 1, "{says}: {stderr}");
-        let line = error_line(&stderr);
-        assert!(line.starts_with(says), "expected {says:?}, got {line:?}");
-        assert_no_debug_dump(line);
+        assert_could_not_start(code, &stderr, says);
     }
 }
 

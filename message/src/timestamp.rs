@@ -49,6 +49,12 @@ impl TimeWindow {
 
 /// Reads a `time` field: an RFC 3339 string with any offset and fraction
 /// (the fraction is truncated to whole seconds), or integer epoch seconds.
+/// The minute (epoch minutes) Mackerel stores a time (epoch seconds) in: it
+/// keeps one value per name and minute.
+pub fn minute_of(time: i64) -> i64 {
+    time.div_euclid(60)
+}
+
 pub fn parse_time(value: &Value) -> Result<i64, String> {
     match value {
         Value::String(text) => parse_rfc3339(text),

@@ -108,22 +108,27 @@ async fn allow_invalid_sends_it_anyway_to_test_the_dlq_path() {
     assert_eq!(drain(&queue).await[0].body().unwrap(), "{\"service\":");
 }
 
-#[tokio::test]
-async fn dry_run_validates_without_sending() {
-    let queue = create_queue(&unique("send-dry")).await;
-    let run = cli_moto(&[
+/// `send` of `glue.job.a.failed = 1` to `queue` on moto, with `flag`.
+async fn send_one_value_with(queue: &str, flag: &str) -> Run {
+    cli_moto(&[
         "send",
         "--queue-url",
-        &queue,
+        queue,
         "--service",
         "ORG",
         "--name",
-        "a",
+        "glue.job.a.failed",
         "--value",
         "1",
-        "--dry-run",
+        flag,
     ])
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn dry_run_validates_without_sending() {
+    let queue = create_queue(&unique("send-dry")).await;
+    let run = send_one_value_with(&queue, "--dry-run").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("dry run"), "{}", run.stdout);
     assert!(drain(&queue).await.is_empty());
@@ -204,19 +209,7 @@ async fn errors_are_json_too_in_json_mode() {
 #[tokio::test]
 async fn sqs_event_prints_the_event_lambda_would_hand_the_consumer_and_sends_nothing() {
     let queue = create_queue(&unique("send-event")).await;
-    let run = cli_moto(&[
-        "send",
-        "--queue-url",
-        &queue,
-        "--service",
-        "ORG",
-        "--name",
-        "glue.job.a.failed",
-        "--value",
-        "1",
-        "--sqs-event",
-    ])
-    .await;
+    let run = send_one_value_with(&queue, "--sqs-event").await;
 
     assert_eq!(run.code, 0, "{}", run.stderr);
     let event: serde_json::Value =

@@ -11,6 +11,7 @@ use sfn_mackerel_consumer::api_key::ApiKey;
 use sfn_mackerel_consumer::delivery::{SeriesRange, Transport};
 use sfn_mackerel_consumer::dlq::{DeadLetters, ParkRequest};
 use sfn_mackerel_consumer::retry::AttemptResult;
+use sfn_mackerel_message::timestamp::minute_of;
 use sfn_mackerel_message::SetAsideReason;
 use tokio::time::Instant;
 
@@ -116,7 +117,7 @@ impl ScriptedTransport {
             stored
                 .entry((service.to_owned(), element.name))
                 .or_default()
-                .insert(element.time.div_euclid(60), element.value);
+                .insert(minute_of(element.time), element.value);
         }
     }
 

@@ -257,6 +257,22 @@ pub async fn secret_holding(text: &str) -> String {
     id
 }
 
+/// The consumer as deployed (HTTP to `settings.api_base`) with the key `api_key`
+/// given directly, parking into `dead_letters`.
+pub async fn http_consumer<D: sfn_mackerel_consumer::dlq::DeadLetters>(
+    settings: sfn_mackerel_consumer::config::Settings,
+    api_key: &str,
+    dead_letters: D,
+) -> sfn_mackerel_consumer::Consumer<sfn_mackerel_consumer::mackerel::HttpTransport, D> {
+    use sfn_mackerel_consumer::api_key::{ApiKey, FixedKey, KeyStore};
+    let transport = sfn_mackerel_consumer::mackerel::HttpTransport::new(&settings.api_base)
+        .expect("the HTTP client builds");
+    let keys = KeyStore::load(FixedKey(ApiKey::new(api_key).expect("a usable test key")))
+        .await
+        .expect("a fixed key loads");
+    sfn_mackerel_consumer::Consumer::new(settings, transport, keys, dead_letters)
+}
+
 /// The stand-in in-process with a write key, an optional read-only key, these
 /// services and a fixed fault seed.
 pub async fn standin(write_key: &str, read_key: Option<&str>, services: &[&str]) -> RunningStandIn {

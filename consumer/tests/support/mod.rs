@@ -247,11 +247,7 @@ pub async fn consumer_with<D: DeadLetters>(
     settings: Settings,
     dead_letters: D,
 ) -> Consumer<HttpTransport, D> {
-    let transport = HttpTransport::new(&settings.api_base).unwrap();
-    let keys = KeyStore::load(FixedKey(ApiKey::new("test-key-do-not-log").unwrap()))
-        .await
-        .unwrap();
-    Consumer::new(settings, transport, keys, dead_letters)
+    sfn_mackerel_testkit::local::http_consumer(settings, "test-key-do-not-log", dead_letters).await
 }
 
 /// A consumer posting through `transport` with the key `test-key-do-not-log`.

@@ -14,7 +14,7 @@ use crate::manifest::{Entry, Kind};
 
 /// Mackerel keeps one value per minute, stamped at the minute's start.
 pub fn minute_of(time: i64) -> i64 {
-    time.div_euclid(60) * 60
+    sfn_mackerel_message::timestamp::minute_of(time) * 60
 }
 
 pub use sfn_mackerel_message::read_windows::MAX_WINDOW_SECONDS;
