@@ -228,6 +228,7 @@ mod tests {
                                 time: *time,
                             })
                             .collect(),
+                        event_id: None,
                     },
                 )
             })

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use sfn_mackerel_message::timestamp::DEFAULT_MAX_FUTURE_SECONDS;
 
+use sfn_mackerel_message::events::{prefixes_overlap, EventMapping, ServiceRoute, StoppedAs};
+use sfn_mackerel_message::names::{check_metric_name, check_service_name};
 use sfn_mackerel_message::MergeRule;
 
 /// Where the Mackerel API key comes from.
@@ -48,6 +50,9 @@ pub struct Settings {
     /// (`<job>.alert`) and the reads that keep it right (README: "Every failure
     /// alerts"). Off, every series is posted as it comes, as before.
     pub status_alerts: bool,
+    /// How EventBridge events (Glue job and workflow status changes) become
+    /// values: README "Results from EventBridge events".
+    pub events: EventMapping,
 }
 
 /// The service and name prefix for the pipeline's own per-batch figures.
@@ -125,19 +130,15 @@ impl Settings {
             None => None,
             Some(service) => {
                 let prefix = get("PIPELINE_METRICS_PREFIX").unwrap_or("sfn_mackerel");
-                sfn_mackerel_message::names::check_service_name(service).map_err(|why| {
-                    ConfigError::Invalid {
-                        name: "PIPELINE_METRICS_SERVICE",
-                        value: service.to_owned(),
-                        expected: why,
-                    }
+                check_service_name(service).map_err(|why| ConfigError::Invalid {
+                    name: "PIPELINE_METRICS_SERVICE",
+                    value: service.to_owned(),
+                    expected: why,
                 })?;
-                sfn_mackerel_message::names::check_metric_name(prefix).map_err(|why| {
-                    ConfigError::Invalid {
-                        name: "PIPELINE_METRICS_PREFIX",
-                        value: prefix.to_owned(),
-                        expected: why,
-                    }
+                check_metric_name(prefix).map_err(|why| ConfigError::Invalid {
+                    name: "PIPELINE_METRICS_PREFIX",
+                    value: prefix.to_owned(),
+                    expected: why,
                 })?;
                 Some(PipelineMetricsTarget {
                     service: service.to_owned(),
@@ -191,8 +192,109 @@ impl Settings {
             )?,
             pipeline_metrics,
             status_alerts,
+            events: event_mapping(get)?,
         })
     }
+}
+
+/// `EVENT_SERVICE` (every event's values to one service) or `EVENT_SERVICES`
+/// (a JSON array of `{"names": "<pattern>", "service": "<service>"}`, the first
+/// match wins), the two prefixes and what a stopped Glue run reports.
+fn event_mapping<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<EventMapping, ConfigError> {
+    let services = match (get("EVENT_SERVICE"), get("EVENT_SERVICES")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "EVENT_SERVICES",
+                value: "(set together with EVENT_SERVICE)".to_owned(),
+                expected: "keep only one: EVENT_SERVICE for one service, EVENT_SERVICES for a map"
+                    .to_owned(),
+            })
+        }
+        (Some(service), None) => vec![ServiceRoute {
+            names: "*".to_owned(),
+            service: service.to_owned(),
+        }],
+        (None, Some(text)) => service_routes(text)?,
+        (None, None) => Vec::new(),
+    };
+    let services_from = if get("EVENT_SERVICES").is_some() {
+        "EVENT_SERVICES"
+    } else {
+        "EVENT_SERVICE"
+    };
+    for route in &services {
+        check_service_name(&route.service).map_err(|why| ConfigError::Invalid {
+            name: services_from,
+            value: route.service.clone(),
+            expected: why,
+        })?;
+    }
+    let prefix = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(name).unwrap_or(default);
+        check_metric_name(value).map_err(|why| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            expected: why,
+        })?;
+        Ok(value.to_owned())
+    };
+    let defaults = EventMapping::default();
+    let stopped_as = match get("EVENT_STOPPED_AS") {
+        None => defaults.stopped_as,
+        Some(text) => StoppedAs::from_name(text).ok_or_else(|| ConfigError::Invalid {
+            name: "EVENT_STOPPED_AS",
+            value: text.to_owned(),
+            expected: "failed (the default: a stopped Glue run did not do its work) or succeeded"
+                .to_owned(),
+        })?,
+    };
+    let glue_prefix = prefix("EVENT_GLUE_PREFIX", &defaults.glue_prefix)?;
+    let workflow_prefix = prefix("EVENT_WORKFLOW_PREFIX", &defaults.workflow_prefix)?;
+    if prefixes_overlap(&glue_prefix, &workflow_prefix) {
+        return Err(ConfigError::Invalid {
+            name: "EVENT_WORKFLOW_PREFIX",
+            value: workflow_prefix,
+            expected: format!("a prefix that neither equals EVENT_GLUE_PREFIX ({glue_prefix}) nor begins it or with it followed by a dot, so a Glue job and a state machine never write one series (e.g. prd.glue.job and prd.sfn.workflow)"),
+        });
+    }
+    Ok(EventMapping {
+        glue_prefix,
+        workflow_prefix,
+        services,
+        stopped_as,
+    })
+}
+
+fn service_routes(text: &str) -> Result<Vec<ServiceRoute>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Route {
+        names: String,
+        service: String,
+    }
+    let invalid = |expected: String| ConfigError::Invalid {
+        name: "EVENT_SERVICES",
+        value: text.chars().take(200).collect(),
+        expected,
+    };
+    let routes: Vec<Route> = serde_json::from_str(text).map_err(|error| {
+        invalid(format!(
+            "a JSON array such as [{{\"names\": \"team-a-*\", \"service\": \"team-a\"}}] ({error})"
+        ))
+    })?;
+    if routes.is_empty() || routes.iter().any(|route| route.names.is_empty()) {
+        return Err(invalid(
+            "at least one entry, each with a non-empty \"names\" pattern (\"*\" for every name)"
+                .to_owned(),
+        ));
+    }
+    Ok(routes
+        .into_iter()
+        .map(|route| ServiceRoute {
+            names: route.names,
+            service: route.service,
+        })
+        .collect())
 }
 
 fn number<'a, T>(
@@ -245,6 +347,97 @@ mod tests {
         assert_eq!(settings.max_request_bytes, 65_536);
         assert_eq!(settings.pipeline_metrics, None);
         assert!(settings.status_alerts);
+    }
+
+    fn with_events(pairs: &[(&str, &str)]) -> Result<EventMapping, ConfigError> {
+        let mut all = vec![("MACKEREL_API_KEY", "k"), ("DLQ_URL", "u")];
+        all.extend_from_slice(pairs);
+        Settings::from_vars(&vars(&all)).map(|settings| settings.events)
+    }
+
+    #[test]
+    fn events_go_nowhere_until_a_service_is_named() {
+        let unset = with_events(&[]).unwrap();
+        assert!(unset.services.is_empty());
+        assert_eq!(unset.glue_prefix, "glue.job");
+        assert_eq!(unset.workflow_prefix, "sfn.workflow");
+        assert_eq!(unset.stopped_as, StoppedAs::Failed);
+        let one = with_events(&[
+            ("EVENT_SERVICE", "glue-jobs"),
+            ("EVENT_GLUE_PREFIX", "prd.glue.job"),
+            ("EVENT_STOPPED_AS", "succeeded"),
+        ])
+        .unwrap();
+        assert_eq!(
+            one.services,
+            vec![ServiceRoute {
+                names: "*".into(),
+                service: "glue-jobs".into()
+            }]
+        );
+        assert_eq!(one.glue_prefix, "prd.glue.job");
+        assert_eq!(one.stopped_as, StoppedAs::Succeeded);
+    }
+
+    #[test]
+    fn a_service_map_keeps_its_order_and_refuses_what_it_cannot_use() {
+        let map = with_events(&[(
+            "EVENT_SERVICES",
+            r#"[{"names": "team-a-*", "service": "team-a"}, {"names": "*", "service": "rest"}]"#,
+        )])
+        .unwrap();
+        assert_eq!(map.services.len(), 2);
+        assert_eq!(map.services[0].service, "team-a");
+        for (pairs, variable) in [
+            (
+                vec![("EVENT_SERVICES", "team-a-*=team-a")],
+                "EVENT_SERVICES",
+            ),
+            (vec![("EVENT_SERVICES", "[]")], "EVENT_SERVICES"),
+            (
+                vec![("EVENT_SERVICES", r#"[{"names": "", "service": "a"}]"#)],
+                "EVENT_SERVICES",
+            ),
+            (
+                vec![("EVENT_SERVICES", r#"[{"name": "*", "service": "a"}]"#)],
+                "EVENT_SERVICES",
+            ),
+            (
+                vec![("EVENT_SERVICE", "a"), ("EVENT_SERVICES", "[]")],
+                "EVENT_SERVICES",
+            ),
+            (vec![("EVENT_SERVICE", "bad service!")], "EVENT_SERVICE"),
+            (vec![("EVENT_GLUE_PREFIX", "glue job")], "EVENT_GLUE_PREFIX"),
+            (
+                vec![("EVENT_WORKFLOW_PREFIX", "a/b")],
+                "EVENT_WORKFLOW_PREFIX",
+            ),
+            (vec![("EVENT_STOPPED_AS", "ignored")], "EVENT_STOPPED_AS"),
+            (
+                vec![
+                    ("EVENT_GLUE_PREFIX", "jobs"),
+                    ("EVENT_WORKFLOW_PREFIX", "jobs"),
+                ],
+                "EVENT_WORKFLOW_PREFIX",
+            ),
+            (
+                vec![
+                    ("EVENT_GLUE_PREFIX", "jobs"),
+                    ("EVENT_WORKFLOW_PREFIX", "jobs.sfn"),
+                ],
+                "EVENT_WORKFLOW_PREFIX",
+            ),
+            (
+                vec![(
+                    "EVENT_SERVICES",
+                    r#"[{"names": "*", "service": "bad service!"}]"#,
+                )],
+                "EVENT_SERVICES",
+            ),
+        ] {
+            let error = with_events(&pairs).unwrap_err().to_string();
+            assert!(error.starts_with(variable), "{pairs:?}: {error}");
+        }
     }
 
     #[test]

@@ -262,6 +262,7 @@ mod tests {
                     time: *time,
                 })
                 .collect(),
+            event_id: None,
         }
     }
 

@@ -5,12 +5,15 @@
 //! neither posted nor parked by then comes back. Shared by the Lambda function
 //! and the local queue runner.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use sfn_mackerel_message::status::{is_alert_series, merge_rule_for, ALERT_SUFFIX, STATUS_SUFFIX};
-use sfn_mackerel_message::{decode, DecodeContext, Decoded, Rejection, SetAsideReason, TimeWindow};
+use sfn_mackerel_message::{
+    decode_record, DecodeContext, Decoded, Rejection, SetAsideReason, TimeWindow,
+};
 use tokio::time::Instant;
 
 use crate::api_key::KeyStore;
@@ -348,19 +351,22 @@ impl PreparedBatch {
     }
 }
 
-/// Decodes every message on its own and sets aside what cannot be posted.
+/// Decodes every message (a job result or an EventBridge event) on its own
+/// and sets aside what cannot be posted.
 /// Pure: `now` is epoch seconds.
 pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> PreparedBatch {
     let window = TimeWindow::around(now, settings.max_future_seconds);
     let mut valid: Vec<(usize, Decoded)> = Vec::with_capacity(messages.len());
     let mut rejected: Vec<(usize, Rejection)> = Vec::new();
+    let mut events_seen: HashSet<&str> = HashSet::new();
+    let mut duplicate_events = 0;
     for (position, message) in messages.iter().enumerate() {
         let decoded = message.first_sent_ms().and_then(|first_sent_ms| {
             let context = DecodeContext {
                 sent_at: first_sent_ms.map(|ms| ms.div_euclid(1000)),
                 window,
             };
-            let decoded = decode(&message.body, &context)?;
+            let decoded = decode_record(&message.body, &context, &settings.events)?;
             check_value_sizes(&decoded, settings.max_request_bytes)?;
             if settings.status_alerts {
                 check_no_alert_series(&decoded)?;
@@ -368,12 +374,19 @@ pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> Pr
             Ok(decoded)
         });
         match decoded {
-            Ok(decoded) => valid.push((position, decoded)),
+            Ok(mut decoded) => {
+                if !first_copy_of_event(&decoded, &message.body, &mut events_seen) {
+                    decoded.values.clear();
+                    duplicate_events += 1;
+                }
+                valid.push((position, decoded))
+            }
             Err(rejection) => rejected.push((position, rejection)),
         }
     }
     let summary = BatchSummary {
         received: messages.len(),
+        duplicate_events,
         valid: valid.len(),
         values: valid.iter().map(|(_, d)| d.values.len()).sum(),
         oldest_value_age_seconds: valid
@@ -387,6 +400,18 @@ pub fn prepare(messages: &[InboundMessage], now: i64, settings: &Settings) -> Pr
         rejected,
         summary,
     }
+}
+
+/// Whether this is the batch's first copy of its EventBridge event (always
+/// true for a job-result message). EventBridge delivers at least once, so a
+/// rule may put one event on the queue twice: a later copy in the same batch,
+/// byte for byte the same event, posts nothing and is done with the first
+/// (which carries its values, and comes back if they fail), so `MERGE_RULE=sum`
+/// never counts it twice. A copy is recognised by its whole body, not by its
+/// `id` alone: a different body under a repeated `id` is another result, and is
+/// posted.
+fn first_copy_of_event<'a>(decoded: &Decoded, body: &'a str, seen: &mut HashSet<&'a str>) -> bool {
+    decoded.event_id.is_none() || seen.insert(body)
 }
 
 /// Sets the message aside when it sends a value under a name the consumer

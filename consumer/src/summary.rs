@@ -26,6 +26,9 @@ pub struct BatchSummary {
     pub failed_status_reads: u32,
     /// Points written to alert series (`<job>.alert`), not counted in `values_posted`.
     pub alert_values_posted: usize,
+    /// EventBridge events already in the batch under the same `id` (delivered
+    /// twice): done with their first copy, their values not posted again.
+    pub duplicate_events: usize,
 }
 
 impl BatchSummary {
@@ -62,6 +65,7 @@ impl BatchSummary {
             status_reads = self.status_reads,
             failed_status_reads = self.failed_status_reads,
             alert_values_posted = self.alert_values_posted,
+            duplicate_events = self.duplicate_events,
             failed = self.failed_messages,
             oldest_value_age_seconds = self.oldest_value_age_seconds.unwrap_or(0),
             "batch done"

@@ -29,8 +29,32 @@ pub const ALL: [&str; 5] = [
     SOURCE_QUEUE_ARN,
 ];
 
+/// The attributes EventBridge gives an event it could not deliver to its
+/// target and sent to the target's dead-letter queue instead (EventBridge user
+/// guide, "Using dead-letter queues to process undelivered events"). The body
+/// is the event itself, so a redrive hands it to the consumer unchanged.
+pub mod eventbridge {
+    pub const ERROR_CODE: &str = "ERROR_CODE";
+    pub const ERROR_MESSAGE: &str = "ERROR_MESSAGE";
+    pub const RULE_ARN: &str = "RULE_ARN";
+    pub const TARGET_ARN: &str = "TARGET_ARN";
+    pub const EXHAUSTED_RETRY_CONDITION: &str = "EXHAUSTED_RETRY_CONDITION";
+    pub const RETRY_ATTEMPTS: &str = "RETRY_ATTEMPTS";
+    /// All of them: they describe the failed delivery, so a redrive drops them.
+    pub const ALL: [&str; 6] = [
+        ERROR_CODE,
+        ERROR_MESSAGE,
+        RULE_ARN,
+        TARGET_ARN,
+        EXHAUSTED_RETRY_CONDITION,
+        RETRY_ATTEMPTS,
+    ];
+}
+
 /// The code shown for messages the queue's redrive policy moved: they carry no `Reason`.
 const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+/// The code shown for events EventBridge could not deliver to the results queue.
+const EVENT_DELIVERY_FAILED: &str = "event_delivery_failed";
 
 /// Why a message is in the DLQ.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +64,10 @@ pub enum DeadLetterReason {
     /// No `Reason`: the queue's redrive policy moved it after `maxReceiveCount`
     /// failed receives (Mackerel kept failing, or the consumer crashed).
     RetriesExhausted,
+    /// No `Reason` but EventBridge's `ERROR_CODE`: an event that EventBridge
+    /// could not deliver to the results queue (a queue policy that refused it,
+    /// the queue gone, retries over) and sent here.
+    EventDeliveryFailed,
     /// A `Reason` this version does not know (written by a newer consumer, or
     /// by hand): kept as it is, never mistaken for another.
     Unknown(String),
@@ -51,14 +79,38 @@ impl DeadLetterReason {
         SetAsideReason::ALL
             .into_iter()
             .map(DeadLetterReason::SetAside)
-            .chain([DeadLetterReason::RetriesExhausted])
+            .chain([
+                DeadLetterReason::RetriesExhausted,
+                DeadLetterReason::EventDeliveryFailed,
+            ])
     }
 
     /// The reason of a DLQ message from its `Reason` attribute, if any.
     pub fn of_attribute(reason: Option<&str>) -> Self {
-        match reason {
-            None => Self::RetriesExhausted,
-            Some(code) => Self::from_code(code).unwrap_or_else(|| Self::Unknown(code.to_owned())),
+        Self::of_message(reason, None, false)
+    }
+
+    /// The reason of a DLQ message from what it carries: the consumer's
+    /// `Reason` attribute, EventBridge's `ERROR_CODE`, and whether SQS's redrive
+    /// policy moved it (the `DeadLetterQueueSourceArn` system attribute, which
+    /// only such a move sets). A move by the redrive policy wins: the message
+    /// then ran out of receives, and any `Reason` or `ERROR_CODE` it carries is
+    /// from an earlier stay in the DLQ that a native move task (which keeps
+    /// attributes) brought back with it. Then the consumer's reason, then
+    /// EventBridge's; with neither, the redrive policy moved it (its absence
+    /// proves nothing: moto, for one, never sets it).
+    pub fn of_message(
+        reason: Option<&str>,
+        eventbridge_error_code: Option<&str>,
+        moved_by_the_redrive_policy: bool,
+    ) -> Self {
+        match (reason, eventbridge_error_code) {
+            _ if moved_by_the_redrive_policy => Self::RetriesExhausted,
+            (Some(code), _) => {
+                Self::from_code(code).unwrap_or_else(|| Self::Unknown(code.to_owned()))
+            }
+            (None, Some(_)) => Self::EventDeliveryFailed,
+            (None, None) => Self::RetriesExhausted,
         }
     }
 
@@ -74,6 +126,9 @@ impl DeadLetterReason {
         if code == RETRIES_EXHAUSTED {
             return Some(Self::RetriesExhausted);
         }
+        if code == EVENT_DELIVERY_FAILED {
+            return Some(Self::EventDeliveryFailed);
+        }
         SetAsideReason::from_code(code).map(Self::SetAside)
     }
 
@@ -82,6 +137,7 @@ impl DeadLetterReason {
         match self {
             Self::SetAside(reason) => reason.code(),
             Self::RetriesExhausted => RETRIES_EXHAUSTED,
+            Self::EventDeliveryFailed => EVENT_DELIVERY_FAILED,
             Self::Unknown(code) => code,
         }
     }
@@ -91,7 +147,7 @@ impl DeadLetterReason {
     pub fn is_redrivable(&self) -> bool {
         match self {
             Self::SetAside(reason) => reason.is_redrivable(),
-            Self::RetriesExhausted => true,
+            Self::RetriesExhausted | Self::EventDeliveryFailed => true,
             Self::Unknown(_) => false,
         }
     }
@@ -155,7 +211,36 @@ mod tests {
         );
         assert_eq!(
             DeadLetterReason::known().count(),
-            SetAsideReason::ALL.len() + 1
+            SetAsideReason::ALL.len() + 2
         );
+    }
+
+    #[test]
+    fn an_event_eventbridge_could_not_deliver_is_told_apart_and_redrivable() {
+        let reason = DeadLetterReason::of_message(None, Some("SQS_PERMISSION_DENIED"), false);
+        assert_eq!(reason, DeadLetterReason::EventDeliveryFailed);
+        assert_eq!(reason.code(), "event_delivery_failed");
+        assert!(reason.is_redrivable());
+        assert_eq!(
+            DeadLetterReason::parse_known("event_delivery_failed"),
+            Ok(reason)
+        );
+        assert_eq!(
+            DeadLetterReason::of_message(Some("event_not_covered"), Some("X"), false),
+            DeadLetterReason::SetAside(SetAsideReason::EventNotCovered)
+        );
+    }
+
+    #[test]
+    fn a_move_by_the_redrive_policy_outranks_attributes_from_an_earlier_stay() {
+        for (reason, error_code) in [
+            (Some("unknown_service"), None),
+            (None, Some("SQS_PERMISSION_DENIED")),
+        ] {
+            assert_eq!(
+                DeadLetterReason::of_message(reason, error_code, true),
+                DeadLetterReason::RetriesExhausted
+            );
+        }
     }
 }

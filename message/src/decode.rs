@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::events::{is_event, map_event, EventMapping};
 use crate::names::{check_metric_name, check_service_name};
 use crate::reason::{Rejection, SetAsideReason};
 use crate::timestamp::{json_type_name, outside_window, parse_time, TimeWindow};
@@ -30,11 +31,16 @@ pub struct MetricValue {
     pub time: i64,
 }
 
-/// A valid message: the Mackerel service and the values it carries (at least one).
+/// A valid message: the Mackerel service and the values it carries (at least
+/// one for a job-result message; none for an event that reports nothing, such
+/// as a RUNNING execution).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub service: String,
     pub values: Vec<MetricValue>,
+    /// The EventBridge event's `id` when the body is an event: EventBridge
+    /// delivers at least once, and the consumer posts one copy per batch.
+    pub event_id: Option<String>,
 }
 
 /// Keys of the payload the older Lambda-per-metric setup sent.
@@ -49,10 +55,27 @@ const LEGACY_VALUE: &str = "metric-value";
 /// - one value: `{"service", "name", "value", "time"?}`
 /// - several: `{"service", "time"?, "metrics": [{"name", "value", "time"?}, ...]}`
 /// - legacy: `{"service-name", "metric-name", "metric-value", "time"?}`
+///
+/// An EventBridge event of a kind the consumer maps is set aside as
+/// `event_not_covered` here (only the consumer knows how its deployment maps
+/// events: [`decode_record`]); another kind as `unsupported_event`, a broken one
+/// as `invalid_event`.
 pub fn decode(body: &str, context: &DecodeContext) -> Result<Decoded, Rejection> {
+    decode_record(body, context, &EventMapping::default())
+}
+
+/// Decodes and validates one queue record: a job-result message as
+/// [`decode`] does, or an EventBridge event (a Glue job's or a workflow's
+/// status change, `crate::events`) mapped by `events`. Both end validated by
+/// the same rules (names, finite values, the time window).
+pub fn decode_record(
+    body: &str,
+    context: &DecodeContext,
+    events: &EventMapping,
+) -> Result<Decoded, Rejection> {
     let decoded = match fast::decode_common_form(body, context) {
         Some(decoded) => decoded,
-        None => decode_any_form(body, context)?,
+        None => decode_any_form(body, context, events)?,
     };
     validate(&decoded, &context.window)?;
     Ok(decoded)
@@ -77,7 +100,11 @@ pub fn takes_time_from_sending(body: &str) -> bool {
 
 /// The general path: reads the body as a JSON tree so that every way a message
 /// can be wrong gets its own reason and a detail naming the field.
-fn decode_any_form(body: &str, context: &DecodeContext) -> Result<Decoded, Rejection> {
+fn decode_any_form(
+    body: &str,
+    context: &DecodeContext,
+    events: &EventMapping,
+) -> Result<Decoded, Rejection> {
     let parsed: Value = serde_json::from_str(body).map_err(|error| {
         if error.to_string().contains("number out of range") {
             Rejection::new(
@@ -97,6 +124,9 @@ fn decode_any_form(body: &str, context: &DecodeContext) -> Result<Decoded, Rejec
             json_type_name(&parsed)
         )));
     };
+    if is_event(&object) {
+        return map_event(&Value::Object(object), events);
+    }
     check_version(&object)?;
 
     let legacy = [LEGACY_SERVICE, LEGACY_NAME, LEGACY_VALUE]
@@ -170,7 +200,11 @@ fn decode_v1(object: &Map<String, Value>, context: &DecodeContext) -> Result<Dec
             time: message_time.ok_or_else(no_time)?,
         }],
     };
-    Ok(Decoded { service, values })
+    Ok(Decoded {
+        service,
+        values,
+        event_id: None,
+    })
 }
 
 fn decode_legacy(
@@ -193,6 +227,7 @@ fn decode_legacy(
             value: required_number(object, LEGACY_VALUE)?,
             time: time.ok_or_else(no_time)?,
         }],
+        event_id: None,
     })
 }
 
@@ -362,6 +397,7 @@ mod fast {
         Some(Decoded {
             service: message.service.into_owned(),
             values,
+            event_id: None,
         })
     }
 }
@@ -443,6 +479,7 @@ mod tests {
         r#"{"service": "svc", "name": "a", "value": 1e400}"#,
         r#"{"service": "svc", "name": "a", "value": 18446744073709551616}"#,
         r#"{"service": "svc", "name": "a", "value": 1, "time": 18446744073709551615}"#,
+        r#"{"service": "svc", "name": "a", "value": 1, "time": 1795981423, "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}"#,
     ];
 
     #[test]
@@ -453,7 +490,11 @@ mod tests {
         };
         for body in EDGE_BODIES {
             if let Some(fast) = fast::decode_common_form(body, &context) {
-                assert_eq!(decode_any_form(body, &context), Ok(fast), "{body}");
+                assert_eq!(
+                    decode_any_form(body, &context, &EventMapping::default()),
+                    Ok(fast),
+                    "{body}"
+                );
             }
         }
     }

@@ -41,11 +41,20 @@ pub enum SetAsideReason {
     /// The message's `SourceSentTimestamp` attribute (the time a redriven message
     /// was first sent) is not epoch milliseconds.
     InvalidSourceTimestamp,
+    /// An EventBridge event of a kind the consumer does not map (only Glue Job
+    /// State Change and Step Functions Execution Status Change are).
+    UnsupportedEvent,
+    /// A Glue job state or an execution status the mapping does not know.
+    UnknownEventState,
+    /// No `EVENT_SERVICE` / `EVENT_SERVICES` entry covers the job or state machine.
+    EventNotCovered,
+    /// An event of a known kind with a field missing or of the wrong type.
+    InvalidEvent,
 }
 
 impl SetAsideReason {
     /// Every reason, in a stable order (for reports and help texts).
-    pub const ALL: [SetAsideReason; 14] = [
+    pub const ALL: [SetAsideReason; 18] = [
         Self::MalformedJson,
         Self::InvalidMessage,
         Self::UnsupportedVersion,
@@ -60,6 +69,10 @@ impl SetAsideReason {
         Self::MackerelRedirected,
         Self::ValueTooLarge,
         Self::InvalidSourceTimestamp,
+        Self::UnsupportedEvent,
+        Self::UnknownEventState,
+        Self::EventNotCovered,
+        Self::InvalidEvent,
     ];
 
     /// The code as it appears in the DLQ's `Reason` attribute and in logs.
@@ -79,6 +92,10 @@ impl SetAsideReason {
             Self::MackerelRedirected => "mackerel_redirected",
             Self::ValueTooLarge => "value_too_large",
             Self::InvalidSourceTimestamp => "invalid_source_timestamp",
+            Self::UnsupportedEvent => "unsupported_event",
+            Self::UnknownEventState => "unknown_event_state",
+            Self::EventNotCovered => "event_not_covered",
+            Self::InvalidEvent => "invalid_event",
         }
     }
 
@@ -88,7 +105,9 @@ impl SetAsideReason {
     }
 
     /// Whether redriving the message unchanged can ever succeed: only when the
-    /// cause lies outside the message (a missing service, a refused key).
+    /// cause lies outside the message (a missing service, a refused key, an
+    /// event no service mapping covered yet, a state this consumer version does
+    /// not map yet).
     pub fn is_redrivable(self) -> bool {
         matches!(
             self,
@@ -96,6 +115,8 @@ impl SetAsideReason {
                 | Self::MackerelForbidden
                 | Self::MackerelRejected
                 | Self::MackerelRedirected
+                | Self::EventNotCovered
+                | Self::UnknownEventState
         )
     }
 }

@@ -1,8 +1,10 @@
 //! What the decoder accepts and why it sets a message aside: the format v1 contract.
 
 use serde_json::json;
+use sfn_mackerel_message::events::{EventMapping, ServiceRoute};
 use sfn_mackerel_message::{
-    decode, DecodeContext, Decoded, MetricValue, OutgoingMessage, SetAsideReason, TimeWindow,
+    decode, decode_record, DecodeContext, Decoded, MetricValue, OutgoingMessage, SetAsideReason,
+    TimeWindow,
 };
 
 /// 2026-11-29T19:43:43Z
@@ -43,6 +45,7 @@ fn single_value_with_aws_entered_time() {
         Decoded {
             service: "ORGANIZATION".into(),
             values: vec![value("prd.glue.job.make_order.failed", 1.0, NOW)],
+            event_id: None,
         }
     );
 }
@@ -90,6 +93,7 @@ fn legacy_lambda_payload_is_accepted() {
         Decoded {
             service: "ORGANIZATION".into(),
             values: vec![value("glue.make_order.failed", 1.0, SENT_AT)],
+            event_id: None,
         }
     );
 }
@@ -267,4 +271,65 @@ fn a_body_whose_values_all_carry_a_time_does_not_depend_on_when_it_was_sent() {
         !takes_time_from_sending("not json"),
         "nothing of it is posted"
     );
+}
+
+const GLUE_SAMPLE: &str = include_str!("fixtures/glue-job-state-change.json");
+
+/// AWS's Glue sample with its state changed at `time` (epoch seconds).
+fn glue_event_at(time: i64) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(GLUE_SAMPLE).unwrap();
+    event["time"] = sfn_mackerel_message::timestamp::format_epoch(time).into();
+    event.to_string()
+}
+
+fn one_service() -> EventMapping {
+    EventMapping {
+        services: vec![ServiceRoute {
+            names: "*".into(),
+            service: "svc".into(),
+        }],
+        ..EventMapping::default()
+    }
+}
+
+#[test]
+fn an_eventbridge_event_decoded_without_the_consumers_mapping_is_not_covered() {
+    let rejection = decode(&glue_event_at(NOW), &context()).unwrap_err();
+    assert_eq!(rejection.reason, SetAsideReason::EventNotCovered);
+    assert!(rejection.detail.contains("EVENT_SERVICE"), "{rejection}");
+}
+
+#[test]
+fn an_event_is_a_job_result_with_its_id_under_the_same_time_window() {
+    let mapped = decode_record(&glue_event_at(NOW - 90), &context(), &one_service()).unwrap();
+    assert_eq!(
+        mapped.values,
+        vec![value("glue.job.MyJob.failed", 1.0, NOW - 90)]
+    );
+    assert_eq!(
+        mapped.event_id.as_deref(),
+        Some("abcdef01-1234-5678-9abc-def012345678")
+    );
+    for (time, reason) in [
+        (NOW - 24 * 3600 - 1, SetAsideReason::TooOld),
+        (NOW + 601, SetAsideReason::TooFarInFuture),
+    ] {
+        let rejection = decode_record(&glue_event_at(time), &context(), &one_service());
+        assert_eq!(rejection.unwrap_err().reason, reason, "{time}");
+    }
+}
+
+#[test]
+fn a_job_result_message_carries_no_event_id() {
+    let body = json!({"service": "svc", "name": "a", "value": 1}).to_string();
+    assert_eq!(decoded(&body).event_id, None);
+}
+
+#[test]
+fn a_job_result_that_carries_an_events_fields_as_context_stays_a_job_result() {
+    // A workflow started by an EventBridge rule, forwarding the event it got.
+    let body = json!({"service": "svc", "name": "a", "value": 1, "time": NOW as f64,
+        "source": "aws.events", "detail-type": "Scheduled Event", "detail": {"x": 1}})
+    .to_string();
+    assert_eq!(decoded(&body).values, vec![value("a", 1.0, NOW)]);
 }

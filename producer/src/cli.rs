@@ -407,7 +407,7 @@ fn reasons_help() -> String {
         .map(|reason| reason.code().to_owned())
         .collect();
     format!(
-        "Reasons: {} (the last: moved by the queue's redrive policy, without a Reason attribute).",
+        "Reasons: {} (retries_exhausted: moved by the queue's redrive policy, without a Reason attribute; event_delivery_failed: an event EventBridge could not deliver to the queue, with its ERROR_CODE).",
         codes.join(", ")
     )
 }

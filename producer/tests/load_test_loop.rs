@@ -12,45 +12,6 @@ use std::sync::Arc;
 use support::pipeline::*;
 use support::*;
 
-fn temp_manifest(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("{}.jsonl", unique(name)))
-}
-
-async fn flood(queue: &str, path: &std::path::Path, count: &str) {
-    let run = cli_moto(&[
-        "--json",
-        "flood",
-        "--queue-url",
-        queue,
-        "--count",
-        count,
-        "--concurrency",
-        "4",
-        "--service",
-        SERVICES[0],
-        "--service",
-        SERVICES[1],
-        "--jobs",
-        "3",
-        "--executions",
-        "40",
-        "--failure-fraction",
-        "0.3",
-        "--malformed-fraction",
-        "0.05",
-        "--too-old-fraction",
-        "0.05",
-        "--spread-minutes",
-        "5",
-        "--seed",
-        "11",
-        "--manifest",
-        path.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-}
-
 #[tokio::test]
 async fn flood_then_consumer_then_verify_finds_everything() {
     let (queue, dlq) = queue_pair("loop").await;

@@ -3,8 +3,10 @@
 //! Manager) on loopback and starts the Mackerel stand-in, with the Terraform
 //! module's settings as defaults; `doubles` holds the consumer's in-memory
 //! Mackerel and DLQ for tests that need no server; `runtime_api` plays the
-//! Lambda service for the real binary.
+//! Lambda service for the real binary; `batches` feeds the handler as an event
+//! source mapping does, for the benches that count what a design costs.
 
+pub mod batches;
 pub mod doubles;
 pub mod local;
 pub mod runtime_api;

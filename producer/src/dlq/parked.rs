@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use serde::Serialize;
 use sfn_mackerel_message::dead_letter as attribute;
-use sfn_mackerel_message::dead_letter::DeadLetterReason;
+use sfn_mackerel_message::dead_letter::{eventbridge, DeadLetterReason};
+use sfn_mackerel_message::events::facts_of;
 use sfn_mackerel_message::timestamp::MACKEREL_RETENTION_SECONDS;
 use sfn_mackerel_message::{decode, takes_time_from_sending, DecodeContext, TimeWindow};
 use sfn_mackerel_sqs::batch::Outgoing;
@@ -29,7 +30,8 @@ pub struct Parked {
     /// Whether `SourceSentTimestamp` travels with it as an attribute (a native
     /// move task keeps attributes but gives every message a new SentTimestamp).
     pub carries_first_sent_time: bool,
-    /// Message attributes other than the dead-letter ones (kept on redrive).
+    /// Message attributes other than the dead-letter ones, the consumer's and
+    /// EventBridge's (kept on redrive).
     pub other_attributes: HashMap<String, MessageAttributeValue>,
 }
 
@@ -46,12 +48,24 @@ impl Parked {
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
             .and_then(|v| v.parse::<i64>().ok());
+        let moved_by_the_redrive_policy = message
+            .attributes()
+            .is_some_and(|a| a.contains_key(&MessageSystemAttributeName::DeadLetterQueueSourceArn));
+        let reason = DeadLetterReason::of_message(
+            text(attribute::REASON).as_deref(),
+            text(eventbridge::ERROR_CODE).as_deref(),
+            moved_by_the_redrive_policy,
+        );
+        let detail = match reason {
+            DeadLetterReason::EventDeliveryFailed => Some(eventbridge_failure(&text)),
+            _ => text(attribute::REASON_DETAIL),
+        };
         Self {
             message_id: message.message_id().unwrap_or_default().to_owned(),
             receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
             body: message.body().unwrap_or_default().to_owned(),
-            reason: DeadLetterReason::of_attribute(text(attribute::REASON).as_deref()),
-            detail: text(attribute::REASON_DETAIL),
+            reason,
+            detail,
             source_message_id: text(attribute::SOURCE_MESSAGE_ID),
             source_sent_ms: text(attribute::SOURCE_SENT_TIMESTAMP)
                 .and_then(|v| v.parse().ok())
@@ -60,7 +74,10 @@ impl Parked {
                 .is_some_and(|v| v.parse::<i64>().is_ok()),
             other_attributes: attributes
                 .into_iter()
-                .filter(|(name, _)| !attribute::ALL.contains(&name.as_str()))
+                .filter(|(name, _)| {
+                    !attribute::ALL.contains(&name.as_str())
+                        && !eventbridge::ALL.contains(&name.as_str())
+                })
                 .collect(),
         }
     }
@@ -92,7 +109,8 @@ impl Parked {
         self.source_sent_ms.map(|ms| now - ms.div_euclid(1000))
     }
 
-    /// The time of its oldest value, or when it was sent if the body has none readable.
+    /// The time of its oldest value (an EventBridge event's own time), or
+    /// when it was sent if the body has none readable.
     pub fn data_time(&self) -> Option<i64> {
         let sent = self.source_sent_ms.map(|ms| ms.div_euclid(1000));
         let context = DecodeContext {
@@ -102,7 +120,14 @@ impl Parked {
         decode(&self.body, &context)
             .ok()
             .and_then(|d| d.values.iter().map(|v| v.time).min())
+            .or_else(|| facts_of(&self.body).and_then(|facts| facts.time))
             .or(sent)
+    }
+
+    /// What the body is, when it is an EventBridge event (e.g. `Glue Job State
+    /// Change: MyJob FAILED at …`), read without the consumer's configuration.
+    pub fn event_summary(&self) -> Option<String> {
+        facts_of(&self.body).map(|facts| facts.summary())
     }
 
     /// Whether Mackerel would drop its values now (redriving it is pointless).
@@ -112,12 +137,34 @@ impl Parked {
     }
 }
 
+/// The reason detail of an event EventBridge could not deliver, from its attributes.
+fn eventbridge_failure(text: &dyn Fn(&str) -> Option<String>) -> String {
+    let or_unknown = |name: &str| text(name).unwrap_or_else(|| "?".to_owned());
+    let mut detail = format!(
+        "EventBridge could not deliver this event to {} (rule {}): {}: {}",
+        or_unknown(eventbridge::TARGET_ARN),
+        or_unknown(eventbridge::RULE_ARN),
+        or_unknown(eventbridge::ERROR_CODE),
+        or_unknown(eventbridge::ERROR_MESSAGE),
+    );
+    if let Some(condition) = text(eventbridge::EXHAUSTED_RETRY_CONDITION) {
+        detail.push_str(&format!(
+            "; gave up on {condition} after {} retries",
+            or_unknown(eventbridge::RETRY_ATTEMPTS)
+        ));
+    }
+    detail.push_str("; fix the queue policy or the target, then redrive");
+    detail
+}
+
 /// A sample message for the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
     pub message_id: String,
     pub body: String,
     pub detail: Option<String>,
+    /// What the body is when it is an EventBridge event.
+    pub event: Option<String>,
 }
 
 /// The messages of one reason, summarised.
@@ -161,6 +208,7 @@ pub fn group_by_reason(messages: &[Parked], now: i64, samples: usize) -> Vec<Rea
                         message_id: m.message_id.clone(),
                         body: m.body.clone(),
                         detail: m.detail.clone(),
+                        event: m.event_summary(),
                     })
                     .collect(),
             }
@@ -216,6 +264,73 @@ mod tests {
         assert_eq!(parked.reason.code(), "retries_exhausted");
         let parked = Parked::from_sqs(&sqs_message("{}", Some("unknown_service"), NOW * 1000));
         assert_eq!(parked.reason.code(), "unknown_service");
+    }
+
+    fn with_text(builder: Message, name: &str, value: &str) -> Message {
+        let mut attributes = builder.message_attributes().cloned().unwrap_or_default();
+        attributes.insert(
+            name.to_owned(),
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .unwrap(),
+        );
+        Message::builder()
+            .message_id(builder.message_id().unwrap())
+            .receipt_handle(builder.receipt_handle().unwrap())
+            .body(builder.body().unwrap())
+            .set_attributes(builder.attributes().cloned())
+            .set_message_attributes(Some(attributes))
+            .build()
+    }
+
+    const GLUE_EVENT: &str =
+        include_str!("../../../message/tests/fixtures/glue-job-state-change.json");
+
+    #[test]
+    fn an_event_eventbridge_could_not_deliver_shows_its_error_and_redrives_without_it() {
+        let mut message = sqs_message(GLUE_EVENT, None, NOW * 1000);
+        for (name, value) in [
+            (eventbridge::ERROR_CODE, "SQS_PERMISSION_DENIED"),
+            (eventbridge::ERROR_MESSAGE, "Access denied"),
+            (
+                eventbridge::RULE_ARN,
+                "arn:aws:events:us-east-1:1:rule/glue",
+            ),
+            (eventbridge::TARGET_ARN, "arn:aws:sqs:us-east-1:1:results"),
+            (
+                eventbridge::EXHAUSTED_RETRY_CONDITION,
+                "MaximumRetryAttempts",
+            ),
+            (eventbridge::RETRY_ATTEMPTS, "185"),
+        ] {
+            message = with_text(message, name, value);
+        }
+        let parked = Parked::from_sqs(&message);
+        assert_eq!(parked.reason, DeadLetterReason::EventDeliveryFailed);
+        let detail = parked.detail.clone().unwrap();
+        for part in [
+            "SQS_PERMISSION_DENIED: Access denied",
+            "rule arn:aws:events:us-east-1:1:rule/glue",
+            "arn:aws:sqs:us-east-1:1:results",
+            "MaximumRetryAttempts after 185 retries",
+        ] {
+            assert!(detail.contains(part), "{detail}");
+        }
+        let copy = parked.redrive_copy();
+        assert!(copy
+            .attributes
+            .keys()
+            .all(|name| !eventbridge::ALL.contains(&name.as_str())));
+        assert_eq!(copy.body, GLUE_EVENT);
+        // The event's own time, not when it reached the DLQ, says whether Mackerel keeps it.
+        assert_eq!(parked.data_time(), Some(1_504_764_123));
+        assert!(parked.too_old_for_mackerel(NOW));
+        assert_eq!(
+            parked.event_summary().as_deref(),
+            Some("Glue Job State Change: MyJob FAILED at 2017-09-07T06:02:03Z")
+        );
     }
 
     #[test]

@@ -125,14 +125,23 @@ impl fmt::Display for PeekReport {
             writeln!(f, "{}\n\nsamples:", table.render())?;
             for group in &self.reasons {
                 for sample in &group.samples {
+                    // Every part comes from the DLQ's bodies and attributes: one
+                    // line each, control characters out, cut to a sane length.
+                    let what = match &sample.event {
+                        Some(event) => {
+                            format!("EventBridge event, {}", output::shorten(event, 160))
+                        }
+                        None => output::shorten(&sample.body, 160),
+                    };
+                    let detail = sample.detail.as_deref().unwrap_or(
+                        "(no detail: moved by the redrive policy after too many receives)",
+                    );
                     writeln!(
                         f,
                         "  [{}] {}\n    {}",
-                        group.reason,
-                        output::shorten(&sample.body, 160),
-                        sample.detail.as_deref().unwrap_or(
-                            "(no detail: moved by the redrive policy after too many receives)"
-                        )
+                        output::shorten(&group.reason.to_string(), 60),
+                        what,
+                        output::shorten(detail, 400)
                     )?;
                 }
             }

@@ -5,12 +5,13 @@
 
 pub mod compare;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
+use sfn_mackerel_message::events::facts_of;
 use sfn_mackerel_message::status::is_status_series;
 use sfn_mackerel_message::timestamp::format_epoch;
 use sfn_mackerel_message::MergeRule;
@@ -134,6 +135,7 @@ pub async fn run(
 
     // The DLQ: find this run's messages by their tag.
     let mut parked_found: HashMap<u64, Vec<String>> = HashMap::new();
+    let mut parked_events: BTreeMap<String, usize> = BTreeMap::new();
     let mut dlq_complete = true;
     let mut dlq_incomplete_because: Option<String> = None;
     let mut dlq_looked_at = 0;
@@ -161,6 +163,9 @@ pub async fn run(
         dlq_incomplete_because = scanned.incomplete_because.clone();
         dlq_looked_at = scanned.messages.len();
         for message in &scanned.messages {
+            if let Some(event) = facts_of(&message.body) {
+                *parked_events.entry(event.kind).or_default() += 1;
+            }
             if let Some((id, seq)) = tag_of(&message.body) {
                 if id == manifest.header.load_test_id {
                     parked_found
@@ -177,6 +182,7 @@ pub async fn run(
         complete: dlq_complete,
         incomplete_because: dlq_incomplete_because,
         found: parked_found,
+        events: parked_events,
     });
     let report = VerifyReport::of(&manifest, args, drained, reads.len(), &expected, &read, dlq);
     Ok(Outcome::of(&report))
@@ -190,6 +196,8 @@ pub struct DlqFindings {
     pub incomplete_because: Option<String>,
     /// The reason codes of this run's messages found in the DLQ, per `seq`.
     pub found: HashMap<u64, Vec<String>>,
+    /// EventBridge events in the DLQ (never part of a run), per kind.
+    pub events: BTreeMap<String, usize>,
 }
 
 /// How many messages the manifest holds and how many of them were sent.
@@ -241,6 +249,9 @@ pub struct DlqReport {
     pub found: usize,
     pub wrong_reason: usize,
     pub missing: usize,
+    /// EventBridge events found in the DLQ, per kind: not this run's, but an
+    /// operator reading the DLQ should know they are there (`dlq peek`).
+    pub events: BTreeMap<String, usize>,
     pub problems: Vec<ParkedCheck>,
     #[serde(skip)]
     pub all_problems: Vec<ParkedCheck>,
@@ -337,6 +348,7 @@ impl VerifyReport {
                 found: count(&|v| *v == ParkedVerdict::Found),
                 wrong_reason: count(&|v| matches!(v, ParkedVerdict::WrongReason { .. })),
                 missing: count(&|v| *v == ParkedVerdict::Missing),
+                events: findings.events,
                 problems: problems.iter().take(args.show).cloned().collect(),
                 all_problems: problems,
             }
@@ -426,6 +438,18 @@ impl fmt::Display for VerifyReport {
                 self.merge_rule,
                 points.overwritten_statuses,
                 if self.strict { "; counted as failures (--strict)" } else { "" }
+            )?;
+        }
+        if let Some(dlq) = self.dlq.as_ref().filter(|d| !d.events.is_empty()) {
+            let kinds: Vec<String> = dlq
+                .events
+                .iter()
+                .map(|(kind, count)| format!("{count} {}", crate::output::shorten(kind, 60)))
+                .collect();
+            writeln!(
+                f,
+                "the DLQ also holds EventBridge events, not of this run: {}; `dlq peek` shows why",
+                kinds.join(", ")
             )?;
         }
         if let Some((seq, reasons)) = self.wrongly_parked.first() {

@@ -14,7 +14,7 @@ use sfn_mackerel_consumer::mackerel::HttpTransport;
 use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
 use sfn_mackerel_consumer::Consumer;
 
-use super::client;
+use super::{cli_moto, client, unique};
 
 pub const WRITE_KEY: &str = "write-key";
 pub const READ_KEY: &str = "read-key";
@@ -28,6 +28,16 @@ pub async fn standin() -> RunningStandIn {
 /// Drains `queue` through the consumer's queue runner until it is idle for 2 s
 /// (at most 60 s); returns how many messages it deleted (posted or parked).
 pub async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
+    run_consumer_with(queue, dlq, mackerel, &[]).await
+}
+
+/// As [`run_consumer`], with more consumer settings (`EVENT_SERVICE`, ...).
+pub async fn run_consumer_with(
+    queue: &str,
+    dlq: &str,
+    mackerel: &str,
+    extra: &[(&str, &str)],
+) -> usize {
     let sqs = client().await;
     let vars = [
         ("MACKEREL_API_KEY", WRITE_KEY),
@@ -35,6 +45,7 @@ pub async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
         ("MACKEREL_API_BASE", mackerel),
     ]
     .iter()
+    .chain(extra)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let settings = Settings::from_vars(&vars).unwrap();
@@ -67,4 +78,46 @@ pub async fn run_consumer(queue: &str, dlq: &str, mackerel: &str) -> usize {
     .expect("the runner did not go idle within 60 s")
     .unwrap();
     tally.deleted.load(Ordering::Relaxed) as usize
+}
+
+/// A manifest path of its own in the temporary directory.
+pub fn temp_manifest(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}.jsonl", unique(name)))
+}
+
+/// `flood`s `count` messages of the load-test shape (two services, three jobs,
+/// 30% failures, 5% malformed, 5% too old) into `queue`, writing the manifest at `path`.
+pub async fn flood(queue: &str, path: &std::path::Path, count: &str) {
+    let run = cli_moto(&[
+        "--json",
+        "flood",
+        "--queue-url",
+        queue,
+        "--count",
+        count,
+        "--concurrency",
+        "4",
+        "--service",
+        SERVICES[0],
+        "--service",
+        SERVICES[1],
+        "--jobs",
+        "3",
+        "--executions",
+        "40",
+        "--failure-fraction",
+        "0.3",
+        "--malformed-fraction",
+        "0.05",
+        "--too-old-fraction",
+        "0.05",
+        "--spread-minutes",
+        "5",
+        "--seed",
+        "11",
+        "--manifest",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
