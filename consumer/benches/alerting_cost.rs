@@ -20,12 +20,11 @@
 //!   cost: its per-group ordering, which also serializes a job's batches, is
 //!   not modelled.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use mackerel_standin::{Config, FaultConfig, RunningStandIn, StandIn};
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::InboundMessage;
+use sfn_mackerel_testkit::batches::{handle_in_batches, mackerel_requests, queued, slow_standin};
 use sfn_mackerel_testkit::doubles::MemoryDeadLetters;
 use sfn_mackerel_testkit::local::http_consumer;
 
@@ -44,30 +43,9 @@ fn results(n: usize, jobs: usize, spacing: i64, now: i64) -> Vec<InboundMessage>
                 "value": u8::from(i % 13 == 0),
                 "time": now - 60 - (n - i) as i64 * spacing,
             });
-            InboundMessage {
-                id: format!("m-{i}"),
-                body: body.to_string(),
-                sent_at_ms: Some(now * 1000),
-                first_sent_attribute: None,
-                source_queue_arn: None,
-            }
+            queued(format!("m-{i}"), body.to_string(), now * 1000)
         })
         .collect()
-}
-
-async fn standin(latency_ms: u64) -> RunningStandIn {
-    let mut config = Config::new()
-        .with_api_key(API_KEY)
-        .with_faults(FaultConfig {
-            latency_ms,
-            // The latency applies to reads too.
-            fault_read_api: true,
-            ..FaultConfig::default()
-        });
-    for s in 0..SERVICES {
-        config = config.with_service(format!("team-{s}"));
-    }
-    StandIn::start(config).await.expect("the stand-in starts")
 }
 
 struct Measured {
@@ -83,7 +61,8 @@ async fn run(
     alerts: bool,
     latency_ms: u64,
 ) -> Measured {
-    let standin = standin(latency_ms).await;
+    let services: Vec<String> = (0..SERVICES).map(|s| format!("team-{s}")).collect();
+    let standin = slow_standin(API_KEY, &services, latency_ms).await;
     let vars = [
         ("MACKEREL_API_KEY", API_KEY.to_owned()),
         ("DLQ_URL", "http://127.0.0.1:1/unused".to_owned()),
@@ -98,36 +77,13 @@ async fn run(
     .collect();
     let settings = Settings::from_vars(&vars).expect("settings");
     let consumer = http_consumer(settings, API_KEY, MemoryDeadLetters::default()).await;
-    let started = Instant::now();
-    let failed: usize = futures::stream::iter(messages.chunks(batch_size))
-        .map(|batch| {
-            let consumer = &consumer;
-            async move {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-                consumer
-                    .handle(batch, deadline)
-                    .await
-                    .failed_ids(batch)
-                    .len()
-            }
-        })
-        .buffered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .sum();
-    let wall = started.elapsed();
-    let counters = standin.counters();
-    let reads = counters
-        .requests_by_kind
-        .get("metrics_read")
-        .copied()
-        .unwrap_or(0);
+    let handled = handle_in_batches(&consumer, messages, batch_size, IN_FLIGHT).await;
+    let (posts, reads) = mackerel_requests(&standin);
     Measured {
-        posts: counters.tsdb_requests_total,
+        posts,
         reads,
-        wall,
-        failed,
+        wall: handled.wall,
+        failed: handled.returned,
     }
 }
 

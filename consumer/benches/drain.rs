@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use futures::StreamExt;
-use mackerel_standin::{Config, FaultConfig, RunningStandIn, StandIn};
+use mackerel_standin::RunningStandIn;
 use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::dlq::SqsDeadLetters;
 use sfn_mackerel_consumer::runner::{run_queue, RunnerOptions};
+use sfn_mackerel_testkit::batches::slow_standin;
 use sfn_mackerel_testkit::local::{http_consumer, sqs, LocalQueues, QueueSettings};
 
 const API_KEY: &str = "bench-key";
@@ -161,16 +162,8 @@ where
 }
 
 async fn standin(latency_ms: u64) -> RunningStandIn {
-    let mut config = Config::new()
-        .with_api_key(API_KEY)
-        .with_faults(FaultConfig {
-            latency_ms,
-            ..FaultConfig::default()
-        });
-    for s in 0..SERVICES {
-        config = config.with_service(format!("team-{s}"));
-    }
-    StandIn::start(config).await.expect("the stand-in starts")
+    let services: Vec<String> = (0..SERVICES).map(|s| format!("team-{s}")).collect();
+    slow_standin(API_KEY, &services, latency_ms).await
 }
 
 /// Mode 2: this consumer's runner; returns (wall time, tsdb requests).
