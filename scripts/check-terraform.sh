@@ -3,12 +3,14 @@
 #   1. every .tf file parses (python-hcl2);
 #   2. checkov finds no failed check (each skip is justified in place);
 #   3. the example's state machine, rendered as Terraform renders it, is valid
-#      Amazon States Language (asl-validator);
+#      Amazon States Language (asl-validator), in both variants of its
+#      results_via (sendMessage, events);
 #   4. terraform/tests: the wiring `terraform validate` would check (variables,
 #      module inputs and outputs, template placeholders), the test kit's constants
 #      against the module's defaults (scripts/local_world.py reads them from the HCL),
-#      and the workflow's run in moto's Step Functions (scripts/moto_server.py,
-#      started and stopped here).
+#      the workflow's run in moto's Step Functions (scripts/moto_server.py,
+#      started and stopped by the tests), and its events-only variant's events
+#      through the module's EventBridge rules in moto.
 # Installs what it needs into .venv, .venv/checkov and .node (all gitignored).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -83,13 +85,15 @@ if total["failed"] or total["parsing_errors"]:
              "#checkov:skip=<ID>:<why it does not apply here>")
 PY
 
-say "3/4 validate the rendered state machine (asl-validator)"
+say "3/4 validate the rendered state machine, both variants (asl-validator)"
 rendered="$(mktemp --suffix=.asl.json)"
-"$VENV/bin/python" terraform/tests/render_asl.py --out "$rendered"
-if ! .node/node_modules/.bin/asl-validator --json-path "$rendered"; then
-  echo "the rendered workflow is not valid ASL: fix terraform/examples/glue-workflow/*.asl.json.tftpl" >&2
-  exit 1
-fi
+for via in sendMessage events; do
+  "$VENV/bin/python" terraform/tests/render_asl.py --via "$via" --out "$rendered"
+  if ! .node/node_modules/.bin/asl-validator --json-path "$rendered"; then
+    echo "the rendered workflow (results_via = $via) is not valid ASL: fix terraform/examples/glue-workflow/*.asl.json.tftpl" >&2
+    exit 1
+  fi
+done
 
-say "4/4 terraform/tests: wiring, and the workflow run in moto's Step Functions"
+say "4/4 terraform/tests: wiring, the workflow run in moto's Step Functions, its events through EventBridge"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider terraform/tests

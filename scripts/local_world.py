@@ -15,7 +15,12 @@ from the HCL itself (python-hcl2), and a caller overrides only what its run need
 - the job monitors of terraform/modules/mackerel-job-monitors, as the Mackerel API
   bodies Terraform would send, created in the Mackerel stand-in;
 - the example workflow (terraform/examples/glue-workflow) rendered as Terraform
-  renders it and executed in moto's Step Functions, Glue runs failing on request.
+  renders it and executed in moto's Step Functions, Glue runs failing on request,
+  in either of its variants (results_via: sendMessage or events);
+- the pipeline module's EventBridge rules (events.tf), their patterns rendered
+  from the module's templates as Terraform renders them, with the results queue
+  as target, and the events AWS would emit for a workflow run, put into moto's
+  EventBridge so that they reach the queue through those rules.
 
 The Rust side of the same world is testkit/src/local.rs; terraform/tests/
 test_local_defaults.py checks that its constants equal what this module computes.
@@ -46,6 +51,7 @@ import urllib.request
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
@@ -54,13 +60,15 @@ PIPELINE_MODULE = REPO_ROOT / "terraform" / "modules" / "sfn-mackerel-pipeline"
 MONITORS_MODULE = REPO_ROOT / "terraform" / "modules" / "mackerel-job-monitors"
 EXAMPLE_DIR = REPO_ROOT / "terraform" / "examples" / "glue-workflow"
 TERRAFORM_TESTS = REPO_ROOT / "terraform" / "tests"
+# AWS's documented samples of the two events the consumer maps (read-only here).
+EVENT_FIXTURES = REPO_ROOT / "message" / "tests" / "fixtures"
 
 for _directory in (SCRIPTS_DIR, TERRAFORM_TESTS):
     if str(_directory) not in sys.path:
         sys.path.insert(0, str(_directory))
 
 from moto_server import FINAL_STATE_ARGUMENT, NEVER_ENDS  # noqa: E402
-from render_asl import render_workflow  # noqa: E402
+from render_asl import VIA_SEND_MESSAGE, render_template, render_workflow  # noqa: E402
 
 REGION = "us-east-1"
 # moto accepts any credentials; static ones keep a developer's own AWS profile out.
@@ -356,31 +364,54 @@ def _camel_case(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def job_monitor_bodies(service: str, metric_prefix: str, jobs: tuple[str, ...] | list[str]) -> dict[str, dict]:
-    """The Mackerel API body of each job's `mackerel_monitor.job_failed`, as Terraform would
-    create it: name, notification interval and service_metric settings read from the
-    module's main.tf, with its variables' defaults (notification_interval among them)."""
-    variables = variable_defaults(MONITORS_MODULE)
-    variables |= {"service_name": service, "metric_prefix": metric_prefix, "job_names": list(jobs)}
+def _monitor_bodies(resource: str, variables: dict, keys) -> dict[str, dict]:
+    """The Mackerel API body of each instance (`for_each` key) of the monitoring module's
+    `mackerel_monitor.<resource>`, as Terraform would create it: name, notification
+    interval and service_metric settings read from the module's main.tf, with its
+    variables' defaults (notification_interval among them) and `variables` over them."""
+    variables = variable_defaults(MONITORS_MODULE) | variables
     resources = _load_hcl(MONITORS_MODULE / "main.tf")["resource"]
     (monitor,) = [
         block[name]
-        for resource in resources
-        for kind, block in resource.items()
+        for declared in resources
+        for kind, block in declared.items()
         if _unquote(kind) == "mackerel_monitor"
         for name in block
-        if _unquote(name) == "job_failed"
+        if _unquote(name) == resource
     ]
     (service_metric,) = monitor["service_metric"]
 
-    def body(job: str) -> dict:
+    def body(key: str) -> dict:
         fields = {"name": monitor["name"], "notification_interval": monitor["notification_interval"]}
-        fields |= {key: value for key, value in service_metric.items() if not key.startswith("__")}
+        fields |= {field: value for field, value in service_metric.items() if not field.startswith("__")}
         api_body = {"type": "service", "warning": None, "critical": None}
-        api_body |= {_camel_case(key): _terraform_value(value, variables, job) for key, value in fields.items()}
+        api_body |= {_camel_case(field): _terraform_value(value, variables, key) for field, value in fields.items()}
         return api_body
 
-    return {job: body(job) for job in jobs}
+    return {key: body(key) for key in keys}
+
+
+def job_monitor_bodies(service: str, metric_prefix: str, jobs: tuple[str, ...] | list[str]) -> dict[str, dict]:
+    """Each job's `mackerel_monitor.job_failed`, as the Mackerel API body Terraform would send."""
+    variables = {"service_name": service, "metric_prefix": metric_prefix, "job_names": list(jobs)}
+    return _monitor_bodies("job_failed", variables, jobs)
+
+
+def workflow_monitor_bodies(service: str, workflow_metric_prefix: str, names) -> dict[str, dict]:
+    """Each state machine's `mackerel_monitor.workflow_failed` (on the series its Execution
+    Status Change events write), as the Mackerel API body Terraform would send."""
+    variables = {"service_name": service, "workflow_metric_prefix": workflow_metric_prefix, "workflow_names": list(names)}
+    return _monitor_bodies("workflow_failed", variables, names)
+
+
+def create_monitors(base_url: str, api_key: str, bodies: dict[str, dict]) -> dict[str, dict]:
+    """Creates monitors in the Mackerel stand-in; returns each created monitor by its key."""
+    return {key: mackerel_request(base_url, api_key, "/api/v0/monitors", body) for key, body in bodies.items()}
+
+
+def create_job_monitors(base_url: str, api_key: str, service: str, metric_prefix: str, jobs) -> dict[str, dict]:
+    """Creates the module's job monitors in the Mackerel stand-in; returns each job's created monitor."""
+    return create_monitors(base_url, api_key, job_monitor_bodies(service, metric_prefix, jobs))
 
 
 def mackerel_request(base_url: str, api_key: str, path: str, payload=None, method: str | None = None):
@@ -395,15 +426,12 @@ def mackerel_request(base_url: str, api_key: str, path: str, payload=None, metho
         return json.loads(response.read() or b"null")
 
 
-def create_job_monitors(base_url: str, api_key: str, service: str, metric_prefix: str, jobs) -> dict[str, dict]:
-    """Creates the module's job monitors in the Mackerel stand-in; returns each job's created monitor."""
-    return {
-        job: mackerel_request(base_url, api_key, "/api/v0/monitors", body)
-        for job, body in job_monitor_bodies(service, metric_prefix, jobs).items()
-    }
-
-
 # --- the example workflow in moto's Step Functions ----------------------------------
+
+
+def example_state_machine_name(run_id: str) -> str:
+    """The name run_example_workflow gives the state machine of run `run_id`."""
+    return f"glue-workflow-{run_id}"
 
 
 @contextmanager
@@ -449,8 +477,8 @@ def run_example_workflow(
     url: str,
     queue_url: str,
     *,
-    service: str,
-    metric_prefix: str,
+    service: str | None = None,
+    metric_prefix: str | None = None,
     jobs: tuple[str, ...],
     failing_jobs: tuple[str, ...] = (),
     items: list[dict],
@@ -458,28 +486,35 @@ def run_example_workflow(
     expected_messages: int | None = None,
     overlap_retry: tuple[int, int] | None = None,
     running_jobs: tuple[str, ...] = (),
+    via: str = VIA_SEND_MESSAGE,
 ) -> dict:
     """Executes the example workflow once in moto's Step Functions (execution must be on:
     state_machines_executing), with the Glue runs of `failing_jobs` ending FAILED and a
     run of each of `running_jobs` already going (one that never ends, so give such a
     job a name no other run uses), as when executions overlap; `overlap_retry`
-    overrides the workflow's (interval, attempts).
+    overrides the workflow's (interval, attempts). `via` is the example's results_via:
+    the sendMessage variant (which needs `service` and `metric_prefix`) sends each
+    job's result to `queue_url`; the events variant sends nothing (pass
+    `expected_messages=0`: nothing is peeked then).
     Returns the execution, the messages its sendMessage states left in the queue (peeked,
-    never deleted: `expected_messages` of them, by default one per job and item) and
-    each job's latest Glue run."""
+    never deleted: `expected_messages` of them, by default one per job and item), each
+    job's latest Glue run (`job_runs`) and every Glue run this execution started, per
+    job (`runs`, oldest first)."""
     run_id = run_id or uuid.uuid4().hex[:8]
     glue, sqs, sfn = client("glue", url), client("sqs", url), client("stepfunctions", url)
     for job in jobs:
         put_glue_job(glue, job, "FAILED" if job in failing_jobs else None)
     for job in running_jobs:
         glue.start_job_run(JobName=job, Arguments={FINAL_STATE_ARGUMENT: NEVER_ENDS})
+    # Runs left by earlier executions (a shared server keeps them) are not this one's.
+    earlier_runs = {job: {run["Id"] for run in glue.get_job_runs(JobName=job)["JobRuns"]} for job in jobs}
 
     retry = {} if overlap_retry is None else {"overlap_retry": overlap_retry}
     definition = render_workflow(
-        queue_url=queue_url, service=service, metric_prefix=metric_prefix, jobs=tuple(jobs), **retry
+        via=via, queue_url=queue_url, service=service, metric_prefix=metric_prefix, jobs=tuple(jobs), **retry
     )
     state_machine_arn = sfn.create_state_machine(
-        name=f"glue-workflow-{run_id}",
+        name=example_state_machine_name(run_id),
         definition=definition,
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/glue-workflow",
     )["stateMachineArn"]
@@ -490,9 +525,225 @@ def run_example_workflow(
     )["executionArn"]
     execution = wait_for_execution(sfn, execution_arn)
     count = len(jobs) * len(items) if expected_messages is None else expected_messages
-    messages = peek_messages(sqs, queue_url, count)
-    job_runs = {job: glue.get_job_runs(JobName=job)["JobRuns"][-1] for job in jobs}
-    return {"execution": execution, "messages": messages, "job_runs": job_runs}
+    messages = peek_messages(sqs, queue_url, count) if count else []
+    all_runs = {job: glue.get_job_runs(JobName=job)["JobRuns"] for job in jobs}
+    return {
+        "execution": execution,
+        "messages": messages,
+        "job_runs": {job: job_runs[-1] for job, job_runs in all_runs.items() if job_runs},
+        "runs": {
+            job: [run for run in job_runs if run["Id"] not in earlier_runs[job]]
+            for job, job_runs in all_runs.items()
+        },
+    }
+
+
+# --- AWS's own events, through the pipeline module's EventBridge rules ---------------
+
+# events.tf's rules, by its key: the pattern template and its one placeholder.
+EVENT_PATTERN_TEMPLATES = {
+    "glue_jobs": (PIPELINE_MODULE / "glue-job-events.pattern.json.tftpl", "job_name_filter"),
+    "workflows": (PIPELINE_MODULE / "workflow-events.pattern.json.tftpl", "state_machine_filter"),
+}
+EVENT_TARGET_ID = "sfn-mackerel-results"
+# events.tf's input transformer of the workflow rule's target (local.workflow_event_input).
+WORKFLOW_EVENT_INPUT_PATHS = PIPELINE_MODULE / "workflow-events.input-paths.json"
+WORKFLOW_EVENT_INPUT_TEMPLATE = PIPELINE_MODULE / "workflow-events.input-template.txt"
+# put_events takes at most 10 entries per call (AWS and moto alike).
+PUT_EVENTS_BATCH = 10
+
+# Terraform's jsonencode() escapes these where Python's json leaves them as they are.
+_TERRAFORM_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def terraform_jsonencode(value) -> str:
+    """Terraform's jsonencode(): compact, object keys sorted, non-ASCII as UTF-8, and
+    <, >, &, U+2028 and U+2029 escaped as \\u003c ... (control characters, which no job
+    name or ARN holds, aside)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    for character, escape in _TERRAFORM_JSON_ESCAPES.items():
+        text = text.replace(character, escape)
+    return text
+
+
+def event_filter(values=(), prefixes=()) -> str:
+    """The mirror of the filter locals in terraform/modules/sfn-mackerel-pipeline/events.tf
+    (glue_job_name_filter, state_machine_filter): a JSON array of the names (as strings)
+    and prefixes (as {"prefix": ...}) joined as text, or [{"exists":true}] when both are
+    empty. Change one, change the other: the patterns the tests put into moto must be
+    the text Terraform renders."""
+    items = [terraform_jsonencode(value) for value in values]
+    items += [terraform_jsonencode({"prefix": prefix}) for prefix in prefixes]
+    return f"[{','.join(items)}]" if items else terraform_jsonencode([{"exists": True}])
+
+
+def render_event_patterns(*, glue_job_names=(), glue_job_name_prefixes=(), state_machine_arns=()) -> dict[str, str]:
+    """Each rule's event pattern, by events.tf's key, rendered from the module's template
+    with the module's variables of the same names, exactly as templatefile() renders it."""
+    filters = {
+        "glue_jobs": event_filter(glue_job_names, glue_job_name_prefixes),
+        "workflows": event_filter(state_machine_arns),
+    }
+    return {
+        key: render_template(template, {placeholder: filters[key]})
+        for key, (template, placeholder) in EVENT_PATTERN_TEMPLATES.items()
+    }
+
+
+def event_retry_policy() -> dict:
+    """The targets' retry policy with the module's defaults (variables.tf)."""
+    variables = variable_defaults(PIPELINE_MODULE)
+    return {
+        "MaximumEventAgeInSeconds": variables["event_retry_max_age_seconds"],
+        "MaximumRetryAttempts": variables["event_retry_attempts"],
+    }
+
+
+@contextmanager
+def event_rules(url: str, name: str, patterns: dict[str, str], queue_url: str, dlq_url: str):
+    """Creates a rule per pattern on moto's default bus (`<name>-<key>`) with the results
+    queue as its target, the module's retry policy and the DLQ as the target's
+    dead-letter queue, and for the workflow rule its input transformer, as events.tf does; yields each rule's ARN by key, then deletes
+    them, so that a shared server's later events do not reach a queue no one reads.
+    (moto does not check the queues' policies, which events.tf adds for EventBridge;
+    terraform/tests/test_terraform_wiring.py checks those.)"""
+    events, sqs = client("events", url), client("sqs", url)
+    target = {
+        "Id": EVENT_TARGET_ID,
+        "Arn": queue_arn(sqs, queue_url),
+        "RetryPolicy": event_retry_policy(),
+        "DeadLetterConfig": {"Arn": queue_arn(sqs, dlq_url)},
+    }
+    created: dict[str, str] = {}
+    try:
+        for key, pattern in patterns.items():
+            rule = f"{name}-{key}"
+            created[rule] = events.put_rule(Name=rule, EventPattern=pattern, State="ENABLED")["RuleArn"]
+            targets = [target | ({"InputTransformer": workflow_event_input_transformer()} if key == "workflows" else {})]
+            failed = events.put_targets(Rule=rule, Targets=targets)["FailedEntries"]
+            if failed:
+                raise RuntimeError(f"put_targets on {rule} failed: {failed}")
+        yield {key: created[f"{name}-{key}"] for key in patterns}
+    finally:
+        for rule in created:
+            events.remove_targets(Rule=rule, Ids=[EVENT_TARGET_ID])
+            events.delete_rule(Name=rule)
+
+
+def workflow_event_input_transformer() -> dict:
+    """The workflow rule's input transformer, as events.tf reads it from the module's two
+    files (the template with its surrounding whitespace trimmed, as trimspace() does)."""
+    return {
+        "InputPathsMap": json.loads(WORKFLOW_EVENT_INPUT_PATHS.read_text(encoding="utf-8")),
+        "InputTemplate": WORKFLOW_EVENT_INPUT_TEMPLATE.read_text(encoding="utf-8").strip(),
+    }
+
+
+def epoch_seconds(value) -> float:
+    """A time as moto's APIs give it, in epoch seconds: a datetime (boto3 parses every
+    timestamp into one; a naive one is UTC, as moto keeps its times), ISO 8601 text, or
+    a number of epoch seconds or milliseconds."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, str):
+        return epoch_seconds(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000 if value > 1e11 else float(value)  # 1e11 s is the year 5138
+    raise TypeError(f"not a time: {value!r}")
+
+
+def _epoch_ms(value) -> int:
+    return round(epoch_seconds(value) * 1000)
+
+
+def _sample(file_name: str) -> dict:
+    return json.loads((EVENT_FIXTURES / file_name).read_text(encoding="utf-8"))
+
+
+def _entry(sample: dict, detail: dict, time_ms: int, resources: list[str]) -> dict:
+    """A put_events entry for an event shaped like `sample`, with `detail`, at `time_ms`."""
+    return {
+        "Source": sample["source"],
+        "DetailType": sample["detail-type"],
+        "Detail": json.dumps(detail),
+        "Resources": resources,
+        "Time": datetime.fromtimestamp(time_ms / 1000, timezone.utc),
+    }
+
+
+# The severity Glue gives each end of a run in its events (AWS's samples).
+GLUE_EVENT_SEVERITY = {"SUCCEEDED": "INFO", "STOPPED": "INFO", "TIMEOUT": "WARN", "FAILED": "ERROR", "ERROR": "ERROR"}
+
+
+def glue_job_state_change(job_run: dict) -> dict:
+    """The put_events entry of the Glue Job State Change AWS emits when `job_run` (a
+    JobRun as get_job_runs gives it) ends: AWS's sample with the run's job, id and state,
+    at the run's CompletedOn."""
+    sample = _sample("glue-job-state-change.json")
+    state = job_run["JobRunState"]
+    detail = sample["detail"] | {
+        "jobName": job_run["JobName"],
+        "jobRunId": job_run["Id"],
+        "state": state,
+        "severity": GLUE_EVENT_SEVERITY.get(state, "INFO"),
+        "message": job_run.get("ErrorMessage") or f"Job run {state.lower()}",
+    }
+    return _entry(sample, detail, _epoch_ms(job_run["CompletedOn"]), [])
+
+
+def execution_status_change(execution: dict, status: str | None = None) -> dict:
+    """The put_events entry of the Step Functions Execution Status Change AWS emits for
+    `execution` (as describe_execution gives it): RUNNING at its startDate (stopDate
+    null), or its final status (default) at its stopDate; dates in epoch ms, as AWS
+    sends them."""
+    sample = _sample("sfn-execution-status-change.json")
+    status = status or execution["status"]
+    start_ms = _epoch_ms(execution["startDate"])
+    stop_ms = None if status == "RUNNING" else _epoch_ms(execution["stopDate"])
+    detail = sample["detail"] | {
+        "executionArn": execution["executionArn"],
+        "stateMachineArn": execution["stateMachineArn"],
+        "name": execution["name"],
+        "status": status,
+        "startDate": start_ms,
+        "stopDate": stop_ms,
+        "input": execution.get("input", "{}"),
+        "output": None if stop_ms is None else execution.get("output"),
+    }
+    return _entry(sample, detail, start_ms if stop_ms is None else stop_ms, [execution["executionArn"]])
+
+
+def workflow_run_events(run: dict) -> list[dict]:
+    """The events AWS would emit for a run of run_example_workflow, as put_events
+    entries: a Glue Job State Change for each of its Glue runs that ended, then the
+    execution's Status Change when it started (RUNNING) and when it ended."""
+    entries = [
+        glue_job_state_change(job_run)
+        for job_runs in run["runs"].values()
+        for job_run in job_runs
+        if job_run["JobRunState"] in GLUE_EVENT_SEVERITY
+    ]
+    entries.append(execution_status_change(run["execution"], "RUNNING"))
+    if run["execution"]["status"] != "RUNNING":
+        entries.append(execution_status_change(run["execution"]))
+    return entries
+
+
+def put_events(url: str, entries: list[dict]) -> list[str]:
+    """Puts events on moto's default bus, 10 per call; returns their ids (each entry gets
+    a fresh one). Real EventBridge refuses put_events with a source starting with `aws.`
+    (only AWS services emit those); moto accepts it, which is what lets the tests stand
+    in for Glue and Step Functions. moto then delivers, synchronously, the whole event
+    (its envelope: id, time from the entry's Time, source, detail-type, detail) as the
+    body of an SQS message to every rule's target whose pattern matches."""
+    events = client("events", url)
+    ids: list[str] = []
+    for start in range(0, len(entries), PUT_EVENTS_BATCH):
+        response = events.put_events(Entries=entries[start:start + PUT_EVENTS_BATCH])
+        if response["FailedEntryCount"]:
+            raise RuntimeError(f"put_events refused entries: {response['Entries']}")
+        ids += [entry["EventId"] for entry in response["Entries"]]
+    return ids
 
 
 # --- the command line, for shell scripts ------------------------------------------

@@ -10,7 +10,8 @@ message per job in the queue:
 
 The server is scripts/moto_server.py (moto with the project's patches): the one at
 MOTO_URL when set (it must be that launcher), otherwise one this test starts on a
-free loopback port and stops by its process id.
+free loopback port and stops by its process id (the fixtures in conftest.py, shared
+with test_events_in_moto.py, which runs the workflow's events-only variant).
 
 Then the consumer (`sfn-mackerel-consumer poll`) drains the queue into the Mackerel
 stand-in, where the monitoring module's job monitors were created: make_alarm's
@@ -37,90 +38,31 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import selectors
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import local_world  # noqa: E402
-from render_asl import DEFAULT_JOBS  # noqa: E402  (local_world puts terraform/tests on the path)
+from harness import (
+    SERVICE,
+    STANDIN_API_KEY,
+    alerts_of,
+    assert_one_open_critical_alert,
+    consumer_log,
+    local_world,
+    minute_of,
+    parse_rfc3339,
+    run_consumer,
+    standin_request,
+    stored_points,
+)
+from render_asl import DEFAULT_JOBS
 
-LAUNCHER = REPO_ROOT / "scripts" / "moto_server.py"
-REGION = local_world.REGION
-SERVICE = "ORGANIZATION"
 METRIC_PREFIX = "test.glue.job"
 FAILING_JOB = "make_alarm"
 # The item a run processes: today's partition, from the clock.
 WORKFLOW_INPUT = {"items": [{"target_date": datetime.now(timezone.utc).date().isoformat()}]}
-
-SERVER_START_SECONDS = 30
-
-
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(f"{url}/moto-api/config", timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    if os.environ.get("MOTO_URL"):
-        yield os.environ["MOTO_URL"].rstrip("/")
-        return
-    port = _free_loopback_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _answers(url):
-            if server.poll() is not None:
-                pytest.fail(f"scripts/moto_server.py exited: {server.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"scripts/moto_server.py did not answer on {url} within {SERVER_START_SECONDS}s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def executing_state_machines(moto_url):
-    """Turns on moto's Step Functions execution for this module, then restores the setting."""
-    with local_world.state_machines_executing(moto_url):
-        yield moto_url
-
-
-def _parse_rfc3339(text: str) -> datetime:
-    # AWS prints `...43.229Z`, moto `...43.229123+00:00`: both are RFC 3339.
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +148,7 @@ def test_succeeded_jobs_report_failed_0_and_their_execution_time(workflow_run):
 def test_every_message_is_timestamped_within_the_execution(workflow_run):
     execution = workflow_run["execution"]
     for body in workflow_run["bodies"]:
-        sent_at = _parse_rfc3339(body["time"])
+        sent_at = parse_rfc3339(body["time"])
         assert sent_at.tzinfo is not None, body
         assert execution["startDate"] <= sent_at <= execution["stopDate"], (body, execution)
 
@@ -218,85 +160,13 @@ def test_each_glue_run_receives_the_item(workflow_run):
 
 # --- The Mackerel leg: the consumer drains the queue into the Mackerel stand-in. ---
 
-STANDIN_API_KEY = "workflow-test-key"
-STANDIN_START_SECONDS = 15
-CONSUMER_IDLE_SECONDS = 3
-CONSUMER_SECONDS = 60
 # The previous run of the workflow, posted before this one's results, as on any
 # day but the first.
 PREVIOUS_RUN_SECONDS_EARLIER = 3600
 
 
-def _binary(name: str) -> Path:
-    """The built binary: in $SFN_MACKEREL_BIN_DIR, else cargo's debug dir (honouring CARGO_TARGET_DIR)."""
-    if os.environ.get("SFN_MACKEREL_BIN_DIR"):
-        directory = Path(os.environ["SFN_MACKEREL_BIN_DIR"])
-    else:
-        directory = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "debug"
-    path = directory / name
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"{path} is missing: run `cargo build --workspace --bins` first "
-            "(or set SFN_MACKEREL_BIN_DIR to the directory holding the built binaries)"
-        )
-    return path
-
-
-def _standin_request(base_url: str, path: str, payload=None):
-    return local_world.mackerel_request(base_url, STANDIN_API_KEY, path, payload)
-
-
-def _read_listening_line(process: subprocess.Popen, deadline: float) -> str:
-    """Returns the stand-in's base URL from its `... listening on http://...` line."""
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    printed = b""
-    try:
-        while b"\n" not in printed and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            if selector.select(timeout=0.2):
-                chunk = os.read(process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                printed += chunk
-    finally:
-        selector.close()
-    match = re.search(rb"listening on (http://127\.0\.0\.1:\d+)", printed)
-    return match.group(1).decode() if match else ""
-
-
-@pytest.fixture(scope="module")
-def mackerel_standin():
-    """The Mackerel stand-in on a free loopback port, knowing SERVICE; stopped by its pid."""
-    binary = _binary("mackerel-standin")
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [str(binary), "--listen", "127.0.0.1:0", "--api-key", STANDIN_API_KEY, "--service", SERVICE],
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        try:
-            base_url = _read_listening_line(process, time.monotonic() + STANDIN_START_SECONDS)
-            if not base_url:
-                log.seek(0)
-                pytest.fail(
-                    f"{binary.name} printed no listening address within {STANDIN_START_SECONDS}s: "
-                    f"{log.read().decode(errors='replace')[-2000:]}"
-                )
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            process.stdout.close()
-
-
 def _minute_of(body: dict) -> int:
-    return int(_parse_rfc3339(body["time"]).timestamp()) // 60 * 60
+    return minute_of(parse_rfc3339(body["time"]).timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -307,87 +177,51 @@ def drained_into_mackerel(workflow_run, moto_url, mackerel_standin):
         mackerel_standin, STANDIN_API_KEY, SERVICE, METRIC_PREFIX, DEFAULT_JOBS
     )
     previous_run = min(_minute_of(body) for body in workflow_run["bodies"]) - PREVIOUS_RUN_SECONDS_EARLIER
-    _standin_request(
+    standin_request(
         mackerel_standin,
         f"/api/v0/services/{SERVICE}/tsdb",
         [{"name": f"{METRIC_PREFIX}.{job}.failed", "time": previous_run, "value": 0} for job in DEFAULT_JOBS],
     )
 
+    finished = run_consumer(moto_url, mackerel_standin, workflow_run["queue_url"], workflow_run["dlq_url"])
     sqs = local_world.client("sqs", moto_url)
-    dlq_url = workflow_run["dlq_url"]
-    # Only what the consumer needs, so no QUEUE_URL, AWS_PROFILE, ... of the caller leaks in
-    # (but its clock does: under scripts/clock-check.sh moto's executions stamp the moved one).
-    environment = local_world.with_the_callers_clock({
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MACKEREL_API_KEY": STANDIN_API_KEY,
-        "MACKEREL_API_BASE": mackerel_standin,
-        "DLQ_URL": dlq_url,
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    })
-    consumer = _binary("sfn-mackerel-consumer")
-    try:
-        finished = subprocess.run(
-            [str(consumer), "poll", "--queue-url", workflow_run["queue_url"],
-             "--exit-when-idle-secs", str(CONSUMER_IDLE_SECONDS), "--batching-window-ms", "500"],
-            env=environment,
-            capture_output=True,
-            timeout=CONSUMER_SECONDS,
-        )
-    except subprocess.TimeoutExpired as error:  # subprocess.run has killed it
-        pytest.fail(f"the consumer still ran after {CONSUMER_SECONDS}s: {(error.stderr or b'').decode()[-2000:]}")
     return {
         "consumer": finished,
         "monitor_ids": {job: monitor["id"] for job, monitor in monitors.items()},
-        "alerts": _standin_request(mackerel_standin, "/api/v0/alerts?withClosed=true")["alerts"],
-        "dump": _standin_request(mackerel_standin, "/_standin/dump"),
+        "alerts": standin_request(mackerel_standin, "/api/v0/alerts?withClosed=true")["alerts"],
+        "dump": standin_request(mackerel_standin, "/_standin/dump"),
         "queue_depth": local_world.queue_depth(sqs, workflow_run["queue_url"]),
-        "dlq_depth": local_world.queue_depth(sqs, dlq_url),
+        "dlq_depth": local_world.queue_depth(sqs, workflow_run["dlq_url"]),
     }
-
-
-def _stored_points(dump: dict, metric: str) -> dict[int, float]:
-    (service,) = [service for service in dump["services"] if service["name"] == SERVICE]
-    series = [entry for entry in service["metrics"] if entry["name"] == metric]
-    return {point["time"]: point["value"] for entry in series for point in entry["points"]}
 
 
 def test_the_consumer_drains_the_queue_and_sets_nothing_aside(drained_into_mackerel):
     finished = drained_into_mackerel["consumer"]
-    assert finished.returncode == 0, finished.stderr.decode(errors="replace")[-4000:]
+    assert finished.returncode == 0, consumer_log(finished)
     assert drained_into_mackerel["queue_depth"] == 0
-    assert drained_into_mackerel["dlq_depth"] == 0, finished.stderr.decode(errors="replace")[-4000:]
+    assert drained_into_mackerel["dlq_depth"] == 0, consumer_log(finished)
 
 
 def test_the_failed_jobs_monitor_has_an_open_critical_alert(drained_into_mackerel):
-    monitor_id = drained_into_mackerel["monitor_ids"][FAILING_JOB]
-    alerts = [alert for alert in drained_into_mackerel["alerts"] if alert["monitorId"] == monitor_id]
-    assert len(alerts) == 1, drained_into_mackerel["alerts"]
-    assert alerts[0]["status"] == "CRITICAL"
-    assert alerts[0].get("closedAt") is None
+    assert_one_open_critical_alert(drained_into_mackerel["alerts"], drained_into_mackerel["monitor_ids"][FAILING_JOB])
 
 
 def test_the_succeeded_jobs_monitors_raise_no_alert(drained_into_mackerel):
     for job, monitor_id in drained_into_mackerel["monitor_ids"].items():
-        if job == FAILING_JOB:
-            continue
-        alerts = [alert for alert in drained_into_mackerel["alerts"] if alert["monitorId"] == monitor_id]
-        assert alerts == [], job
+        if job != FAILING_JOB:
+            assert alerts_of(drained_into_mackerel["alerts"], monitor_id) == [], job
 
 
 def test_mackerel_stores_each_jobs_failed_flag_at_its_minute(workflow_run, drained_into_mackerel):
     for job in DEFAULT_JOBS:
         minute = _minute_of(_body_for(workflow_run["bodies"], job))
-        points = _stored_points(drained_into_mackerel["dump"], f"{METRIC_PREFIX}.{job}.failed")
+        points = stored_points(drained_into_mackerel["dump"], f"{METRIC_PREFIX}.{job}.failed")
         assert points.get(minute) == (1 if job == FAILING_JOB else 0), (job, points)
 
 
 def test_mackerel_stores_the_execution_time_of_succeeded_jobs_only(workflow_run, drained_into_mackerel):
     for job in DEFAULT_JOBS:
-        points = _stored_points(drained_into_mackerel["dump"], f"{METRIC_PREFIX}.{job}.seconds")
+        points = stored_points(drained_into_mackerel["dump"], f"{METRIC_PREFIX}.{job}.seconds")
         if job == FAILING_JOB:
             assert points == {}, points
         else:

@@ -7,6 +7,10 @@ For every configuration directory under terraform/ (each module, the example):
 - every `module.M.O` it uses is an output of module M;
 - the variables given to templatefile() are the placeholders its template uses.
 
+And the pipeline module's settings a review must not lose: the queue alarms'
+missing data, the consumer role's trust, and the EventBridge rules' delivery
+(queue policies, retry policy and DLQ, patterns, the consumer's EVENT_* settings).
+
     .venv/bin/python -m pytest terraform/tests
 """
 
@@ -19,6 +23,7 @@ import hcl2
 import pytest
 
 TERRAFORM_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = TERRAFORM_DIR.parent
 CONFIG_DIRS = sorted({path.parent for path in TERRAFORM_DIR.rglob("*.tf")})
 
 
@@ -108,13 +113,18 @@ def test_templatefile_variables_match_the_placeholders(directory):
 PIPELINE_DIR = TERRAFORM_DIR / "modules" / "sfn-mackerel-pipeline"
 
 
-def _resource(directory: Path, kind: str, name: str) -> dict:
+def _block(directory: Path, section: str, kind: str, name: str) -> dict:
+    """The body of `<section> "<kind>" "<name>"` (section: resource or data)."""
     for document in _parsed(directory):
-        for block in document.get("resource", []):
+        for block in document.get(section, []):
             for found_kind, bodies in block.items():
                 if _unquote(found_kind) == kind and _unquote(name) in {_unquote(n) for n in bodies}:
                     return next(body for n, body in bodies.items() if _unquote(n) == name)
-    raise AssertionError(f"no resource {kind}.{name} in {directory}")
+    raise AssertionError(f"no {section} {kind}.{name} in {directory}")
+
+
+def _resource(directory: Path, kind: str, name: str) -> dict:
+    return _block(directory, "resource", kind, name)
 
 
 @pytest.mark.parametrize("alarm", ["dlq_not_empty", "oldest_result_age"])
@@ -135,3 +145,86 @@ def test_the_consumer_roles_trust_has_no_condition_lambda_is_not_documented_to_s
                             assert "condition" not in statement, statement
                         return
     raise AssertionError("no data.aws_iam_policy_document.consumer_assume")
+
+
+# --- EventBridge events into the pipeline (events.tf) ---------------------------------
+
+CONSUMER_CONFIG = REPO_ROOT / "consumer" / "src" / "config.rs"
+
+
+def _local(directory: Path, name: str):
+    for document in _parsed(directory):
+        for block in document.get("locals", []):
+            if name in block:
+                return block[name]
+    raise AssertionError(f"no local.{name} in {directory}")
+
+
+def _strings(values: list) -> list[str]:
+    return [_unquote(value) for value in values]
+
+
+def test_only_the_pipelines_event_rules_may_send_to_its_queues():
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions
+    document = _block(PIPELINE_DIR, "data", "aws_iam_policy_document", "events")
+    (statement,) = document["statement"]
+    assert _unquote(statement.get("effect", '"Allow"')) == "Allow"
+    assert _strings(statement["actions"]) == ["sqs:SendMessage"]
+    (principals,) = statement["principals"]
+    assert _unquote(principals["type"]) == "Service"
+    assert _strings(principals["identifiers"]) == ["events.amazonaws.com"]
+    (condition,) = statement["condition"]
+    assert (_unquote(condition["test"]), _unquote(condition["variable"])) == ("ArnEquals", "aws:SourceArn")
+    assert re.fullmatch(r"\$\{\[for (\w+) in aws_cloudwatch_event_rule\.events : \1\.arn\]\}", condition["values"]), condition
+
+
+def test_the_results_queue_and_the_dlq_both_get_the_event_policy():
+    policy = _resource(PIPELINE_DIR, "aws_sqs_queue_policy", "events")
+    document = _block(PIPELINE_DIR, "data", "aws_iam_policy_document", "events")
+    assert policy["for_each"] == document["for_each"] == "${local.event_target_queues}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.events[each.key].json}"
+    queues = _local(PIPELINE_DIR, "event_target_queues")
+    for key in ("results", "dlq"):
+        assert re.search(rf"\b{key} = \{{url = aws_sqs_queue\.{key}\.id, arn = aws_sqs_queue\.{key}\.arn\}}", queues), queues
+
+
+def test_each_rules_target_is_the_results_queue_with_a_retry_policy_and_the_dlq():
+    target = _resource(PIPELINE_DIR, "aws_cloudwatch_event_target", "events")
+    assert target["for_each"] == "${aws_cloudwatch_event_rule.events}"
+    assert target["arn"] == "${aws_sqs_queue.results.arn}"
+    (retry,) = target["retry_policy"]
+    assert retry["maximum_event_age_in_seconds"] == "${var.event_retry_max_age_seconds}"
+    assert retry["maximum_retry_attempts"] == "${var.event_retry_attempts}"
+    (dead_letter,) = target["dead_letter_config"]
+    assert dead_letter["arn"] == "${aws_sqs_queue.dlq.arn}"
+
+
+def test_only_the_workflow_rules_target_rebuilds_its_event_from_the_modules_two_files():
+    target = _resource(PIPELINE_DIR, "aws_cloudwatch_event_target", "events")
+    (dynamic,) = target["dynamic"]
+    transformer = dynamic['"input_transformer"']
+    assert transformer["for_each"] == '${each.key == "workflows" ? [local.workflow_event_input] : []}'
+    (content,) = transformer["content"]
+    assert content["input_paths"] == "${input_transformer.value.paths}"
+    assert content["input_template"] == "${input_transformer.value.template}"
+    # scripts/local_world.py reads the same two files for the tests' targets.
+    code = (PIPELINE_DIR / "events.tf").read_text(encoding="utf-8")
+    assert 'jsondecode(file("${path.module}/workflow-events.input-paths.json"))' in code
+    assert 'trimspace(file("${path.module}/workflow-events.input-template.txt"))' in code
+
+
+def test_an_event_rule_without_a_service_for_its_events_fails_the_plan():
+    (lifecycle,) = _resource(PIPELINE_DIR, "aws_cloudwatch_event_rule", "events")["lifecycle"]
+    (precondition,) = lifecycle["precondition"]
+    assert precondition["condition"] == "${local.events_mapped}"
+    assert "set event_service" in precondition["error_message"]
+
+
+def test_the_function_sets_exactly_the_event_settings_the_consumer_reads():
+    # The consumer's own source says what it reads (its tests below #[cfg(test)] aside).
+    source = CONSUMER_CONFIG.read_text(encoding="utf-8").split("#[cfg(test)]")[0]
+    read = set(re.findall(r'"(EVENT_[A-Z0-9_]+)"', source))
+    (environment,) = _resource(PIPELINE_DIR, "aws_lambda_function", "consumer")["environment"]
+    written = set(re.findall(r"\b(EVENT_[A-Z0-9_]+)\s*=", environment["variables"]))
+    assert read, f"{CONSUMER_CONFIG.relative_to(REPO_ROOT)} reads no EVENT_* variable any more"
+    assert written == read, f"lambda.tf sets {sorted(written)}, the consumer reads {sorted(read)}"

@@ -1,5 +1,6 @@
 # The workflow's role: run and watch the named Glue jobs, send results to the
-# pipeline's queue (the module's producer policy), write its own execution logs.
+# pipeline's queue (the module's producer policy; only with results_via =
+# "sendMessage": the events variant sends nothing), write its own execution logs.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -59,6 +60,13 @@ resource "aws_iam_role_policy" "workflow" {
 }
 
 resource "aws_iam_role_policy_attachment" "workflow_sends_results" {
+  count      = local.via_events ? 0 : 1
   role       = aws_iam_role.workflow.name
   policy_arn = module.pipeline.producer_policy_arn
+}
+
+# Deployments made before results_via keep their attachment.
+moved {
+  from = aws_iam_role_policy_attachment.workflow_sends_results
+  to   = aws_iam_role_policy_attachment.workflow_sends_results[0]
 }

@@ -32,3 +32,16 @@ output "job_monitor_ids" {
   description = "Mackerel failure monitor per job."
   value       = module.monitors.job_monitor_ids
 }
+
+output "workflow_monitor_ids" {
+  description = "Mackerel failure monitor of the workflow's own status (results_via = \"events\"); empty otherwise."
+  value       = module.monitors.workflow_monitor_ids
+}
+
+output "event_rule_arns" {
+  description = "The pipeline's EventBridge rules (results_via = \"events\"): Glue Job State Change for the example's jobs, and this state machine's Execution Status Change; null when off."
+  value = {
+    glue_jobs = module.pipeline.glue_job_event_rule_arn
+    workflow  = module.pipeline.workflow_event_rule_arn
+  }
+}

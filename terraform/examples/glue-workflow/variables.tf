@@ -55,6 +55,28 @@ variable "overlapping_run_retry" {
   }
 }
 
+variable "results_via" {
+  description = "How each job's result reaches the pipeline: \"sendMessage\" (the workflow sends it: failed, seconds and skipped per job) or \"events\" (the workflow sends nothing; Glue's Job State Change events give <metric_prefix>.<job>.failed, and the execution's own Status Change events <workflow_metric_prefix>.<state machine>.failed and .seconds, through the pipeline's EventBridge rules). See terraform/README.md, \"Reporting through events\"."
+  type        = string
+  default     = "sendMessage"
+
+  validation {
+    condition     = contains(["sendMessage", "events"], var.results_via)
+    error_message = "results_via must be \"sendMessage\" or \"events\"."
+  }
+}
+
+variable "workflow_metric_prefix" {
+  description = "Prefix of the workflow's own series from its Execution Status Change events (results_via = \"events\"): <prefix>.<state machine>.failed and .seconds. Must differ from metric_prefix."
+  type        = string
+  default     = "prd.sfn.workflow"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9._-]+$", var.workflow_metric_prefix))
+    error_message = "workflow_metric_prefix must match [a-zA-Z0-9._-]+ (Mackerel metric names)."
+  }
+}
+
 variable "lambda_zip_path" {
   description = "The consumer's zip, from `cargo lambda build --release --arm64 --output-format zip` at the repository root."
   type        = string
@@ -91,7 +113,7 @@ variable "mackerel_service" {
 }
 
 variable "metric_prefix" {
-  description = "Metric name prefix: <prefix>.<job>.failed and <prefix>.<job>.seconds."
+  description = "Metric name prefix: <prefix>.<job>.failed and <prefix>.<job>.seconds (results_via = \"events\": <prefix>.<job>.failed, the same series)."
   type        = string
   default     = "prd.glue.job"
 

@@ -35,6 +35,27 @@ resource "mackerel_monitor" "job_failed" {
   }
 }
 
+# A workflow's own status, from its Execution Status Change events (the pipeline
+# module's workflow_events): <workflow prefix>.<state machine>.failed is a status
+# like a job's, so the consumer writes its .alert series too and the same rule
+# holds: the newest point alone decides.
+resource "mackerel_monitor" "workflow_failed" {
+  for_each = toset(var.workflow_names)
+
+  name                  = "${var.workflow_metric_prefix}.${each.key} failed"
+  memo                  = "An execution of the state machine ${each.key} failed, timed out or was aborted (its Execution Status Change event set ${var.workflow_metric_prefix}.${each.key}.failed = 1; the graph of that series and of .seconds shows when and how long). The execution history says which state failed. Closes when a newer execution succeeds."
+  notification_interval = var.notification_interval
+
+  service_metric {
+    service            = local.service_name
+    metric             = "${var.workflow_metric_prefix}.${each.key}.alert"
+    operator           = ">"
+    critical           = 0
+    duration           = 1
+    max_check_attempts = 1
+  }
+}
+
 # <job>.skipped = 1 says a run did not start because the job's previous run was
 # still going (an overlapping execution): worth a warning, never a page.
 resource "mackerel_monitor" "job_skipped" {

@@ -40,6 +40,28 @@ variable "job_names" {
   }
 }
 
+variable "workflow_names" {
+  description = "State machines to monitor, one critical monitor each on <workflow_metric_prefix>.<name>.alert: the series the consumer writes from their Execution Status Change events (the pipeline module's workflow_events). Names as they appear in the series: letters, digits, '_' and '-' stay as they are; the consumer escapes any other character (see the main README, \"Names\")."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.workflow_names : can(regex("^[a-zA-Z0-9._-]+$", name))])
+    error_message = "workflow_names must be names matching [a-zA-Z0-9._-]+ as the series spell them (a state machine named with other characters appears escaped: '.' and two hex digits per byte)."
+  }
+}
+
+variable "workflow_metric_prefix" {
+  description = "The pipeline module's workflow_metric_prefix (the consumer's EVENT_WORKFLOW_PREFIX): the workflows' series are <prefix>.<state machine>.failed."
+  type        = string
+  default     = "sfn.workflow"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9._-]+$", var.workflow_metric_prefix))
+    error_message = "workflow_metric_prefix must match [a-zA-Z0-9._-]+ (Mackerel metric names)."
+  }
+}
+
 variable "skipped_warning" {
   description = "Also create a warning monitor per job on <metric_prefix>.<job>.skipped > 0: a run the workflow skipped because an overlapping execution's run of the job was still going."
   type        = bool

@@ -11,7 +11,7 @@ resource "aws_sns_topic" "alarms" {
 # Anything in the DLQ is a result that did not reach Mackerel.
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   alarm_name          = "${var.name}-dlq-not-empty"
-  alarm_description   = "Job results are parked in ${local.dlq_name}: they did not reach Mackerel. Read the Reason attribute, fix, then redrive to ${local.queue_name}."
+  alarm_description   = "Job results are parked in ${local.dlq_name}: they did not reach Mackerel. `sfn-mackerel dlq peek` says why (the Reason attribute, or ERROR_CODE for an event EventBridge could not deliver); fix, then redrive to ${local.queue_name}."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.dlq.name }

@@ -49,10 +49,35 @@ resource "aws_lambda_function" "consumer" {
         PIPELINE_METRICS_SERVICE = var.pipeline_metrics_service
         PIPELINE_METRICS_PREFIX  = var.pipeline_metrics_prefix
       },
+      # How EventBridge events map to series (events.tf), set whenever a service
+      # for them is given: with a switch off the settings change nothing, and an
+      # event that arrives anyway (a rule of your own) is mapped, not parked.
+      var.event_service == null ? {} : { EVENT_SERVICE = var.event_service },
+      length(var.event_services) == 0 ? {} : { EVENT_SERVICES = jsonencode(var.event_services) },
+      local.events_mapped ? {
+        EVENT_GLUE_PREFIX     = var.glue_job_metric_prefix
+        EVENT_WORKFLOW_PREFIX = var.workflow_metric_prefix
+        EVENT_STOPPED_AS      = var.glue_stopped_as
+      } : {},
     )
   }
 
   tags = local.tags
+
+  # The consumer refuses both at its cold start; a plan should say so first.
+  # (Terraform 1.5 has no cross-variable validation: preconditions instead.)
+  lifecycle {
+    precondition {
+      condition     = var.event_service == null || length(var.event_services) == 0
+      error_message = "Set event_service (one Mackerel service for every event) or event_services (a service per name pattern), not both."
+    }
+    # The consumer's rule (message/src/events.rs, prefixes_overlap): an escaped name
+    # may begin with ".2f", so neither "<prefix>." may begin the other.
+    precondition {
+      condition     = !startswith("${var.glue_job_metric_prefix}.", "${var.workflow_metric_prefix}.") && !startswith("${var.workflow_metric_prefix}.", "${var.glue_job_metric_prefix}.")
+      error_message = "glue_job_metric_prefix and workflow_metric_prefix must differ, and neither may be the other followed by a dot and more (x and x.y would let Glue job y/z and state machine 2fz write one series): change workflow_metric_prefix (e.g. prd.sfn.workflow)."
+    }
+  }
 
   # The role must be able to write logs before the first invocation.
   depends_on = [aws_iam_role_policy.consumer]

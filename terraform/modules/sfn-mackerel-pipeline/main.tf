@@ -1,6 +1,7 @@
 # sfn-mackerel pipeline: the queue that Step Functions workflows send job results to,
 # the consumer Lambda that posts them to Mackerel, and what keeps it observable.
-# Resources are split by concern: sqs.tf, lambda.tf, secret.tf, iam.tf, alarms.tf.
+# Resources are split by concern: sqs.tf, lambda.tf, secret.tf, iam.tf, alarms.tf,
+# and events.tf (results from AWS's own EventBridge events, off by default).
 
 locals {
   queue_name     = "${var.name}-results"

@@ -57,3 +57,13 @@ output "visibility_timeout_seconds" {
   description = "The results queue's visibility timeout, derived from the function timeout and batching window."
   value       = local.visibility_timeout_seconds
 }
+
+output "glue_job_event_rule_arn" {
+  description = "The EventBridge rule delivering Glue Job State Change events to the results queue; null when glue_job_events is off."
+  value       = try(aws_cloudwatch_event_rule.events["glue_jobs"].arn, null)
+}
+
+output "workflow_event_rule_arn" {
+  description = "The EventBridge rule delivering Step Functions Execution Status Change events to the results queue; null when workflow_events is off."
+  value       = try(aws_cloudwatch_event_rule.events["workflows"].arn, null)
+}

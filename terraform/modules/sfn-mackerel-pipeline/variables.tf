@@ -219,3 +219,130 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# --- Results from AWS's own EventBridge events (events.tf) -----------------------
+
+variable "glue_job_events" {
+  description = "Deliver Glue Job State Change events to the results queue: each run's end becomes <glue_job_metric_prefix>.<job>.failed (1 for FAILED, TIMEOUT and ERROR, 0 for SUCCEEDED, STOPPED as glue_stopped_as says), at the time of the event, with no workflow edited. Needs event_service or event_services."
+  type        = bool
+  default     = false
+}
+
+variable "glue_job_names" {
+  description = "Only these Glue jobs' events (exact names). With glue_job_name_prefixes: a job matching either. Both empty: every job of the account and region. The rule's pattern holds these names, and EventBridge allows 2048 characters per pattern by default: for many jobs, use prefixes."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.glue_job_names : length(name) >= 1 && length(name) <= 255])
+    error_message = "glue_job_names must be Glue job names: 1 to 255 characters each."
+  }
+}
+
+variable "glue_job_name_prefixes" {
+  description = "Only the events of Glue jobs whose names start with one of these (an EventBridge prefix match), in addition to glue_job_names."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for prefix in var.glue_job_name_prefixes : length(prefix) >= 1 && length(prefix) <= 255])
+    error_message = "glue_job_name_prefixes must be non-empty prefixes of Glue job names (an empty prefix would match every job: leave both lists empty for that)."
+  }
+}
+
+variable "workflow_events" {
+  description = "Deliver Step Functions Execution Status Change events (Standard workflows; RUNNING left out) to the results queue: each execution's end becomes <workflow_metric_prefix>.<state machine>.failed (1 for FAILED, TIMED_OUT and ABORTED, 0 for SUCCEEDED) and .seconds (its duration), at its stop time. Needs event_service or event_services."
+  type        = bool
+  default     = false
+}
+
+variable "state_machine_arns" {
+  description = "Only these state machines' executions. Empty: every Standard state machine of the account and region."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.state_machine_arns : can(regex("^arn:[a-z-]+:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[^:]+$", arn))])
+    error_message = "state_machine_arns must be state machine ARNs (arn:<partition>:states:<region>:<account>:stateMachine:<name>), not execution or alias ARNs."
+  }
+}
+
+variable "event_retry_max_age_seconds" {
+  description = "How long EventBridge keeps trying to deliver an event to the results queue before it puts it in the DLQ (the target's retry policy). Default an hour: EventBridge's own 24 hours would outlast Mackerel's, which drops values older than 24 hours; after an hour the DLQ alarm fires and leaves most of a day to fix the cause and redrive."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.event_retry_max_age_seconds >= 60 && var.event_retry_max_age_seconds <= 86400 && floor(var.event_retry_max_age_seconds) == var.event_retry_max_age_seconds
+    error_message = "event_retry_max_age_seconds must be a whole number from 60 to 86400 (EventBridge's limits)."
+  }
+}
+
+variable "event_retry_attempts" {
+  description = "Most delivery retries of one event (the target's retry policy) within event_retry_max_age_seconds."
+  type        = number
+  default     = 185
+
+  validation {
+    condition     = var.event_retry_attempts >= 0 && var.event_retry_attempts <= 185 && floor(var.event_retry_attempts) == var.event_retry_attempts
+    error_message = "event_retry_attempts must be a whole number from 0 to 185 (EventBridge's limits)."
+  }
+}
+
+variable "event_service" {
+  description = "Mackerel service every event's values go to (the consumer's EVENT_SERVICE). Or event_services for a service per name; not both. null with both switches off: events are not configured."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.event_service == null || can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{1,62}$", var.event_service))
+    error_message = "event_service must be a Mackerel service name: 2 to 63 characters of letters, digits, '-' and '_', not starting with '-' or '_'."
+  }
+}
+
+variable "event_services" {
+  description = "A Mackerel service per job or state machine name (the consumer's EVENT_SERVICES): the first entry whose pattern matches the name wins; `*` in names matches any run of characters, e.g. [{ names = \"team-a-*\", service = \"team-a\" }, { names = \"*\", service = \"data\" }]. A name no entry matches is set aside in the DLQ as event_not_covered. Not together with event_service."
+  type = list(object({
+    names   = string
+    service = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for route in var.event_services : length(route.names) > 0 && can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{1,62}$", route.service))])
+    error_message = "Each event_services entry needs a non-empty names pattern (\"*\" for every name) and a Mackerel service name: 2 to 63 characters of letters, digits, '-' and '_', not starting with '-' or '_'."
+  }
+}
+
+variable "glue_job_metric_prefix" {
+  description = "Prefix of the Glue jobs' series (the consumer's EVENT_GLUE_PREFIX): <prefix>.<job>.failed. Use the prefix your workflows' messages use (the example's metric_prefix), so both paths write the same series and the same monitors watch them."
+  type        = string
+  default     = "glue.job"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9._-]+$", var.glue_job_metric_prefix))
+    error_message = "glue_job_metric_prefix must match [a-zA-Z0-9._-]+ (Mackerel metric names)."
+  }
+}
+
+variable "workflow_metric_prefix" {
+  description = "Prefix of the state machines' series (the consumer's EVENT_WORKFLOW_PREFIX): <prefix>.<state machine>.failed and .seconds. Must differ from glue_job_metric_prefix, so a job and a state machine of the same name never share a series."
+  type        = string
+  default     = "sfn.workflow"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9._-]+$", var.workflow_metric_prefix))
+    error_message = "workflow_metric_prefix must match [a-zA-Z0-9._-]+ (Mackerel metric names)."
+  }
+}
+
+variable "glue_stopped_as" {
+  description = "What a Glue run that ended STOPPED reports (the consumer's EVENT_STOPPED_AS): failed (the default: a stopped run did not deliver its data; Step Functions stops a job's run when its execution is aborted or times out) or succeeded, for teams that stop runs on purpose."
+  type        = string
+  default     = "failed"
+
+  validation {
+    condition     = contains(["failed", "succeeded"], var.glue_stopped_as)
+    error_message = "glue_stopped_as must be failed or succeeded."
+  }
+}
