@@ -6,8 +6,11 @@
 # executing in moto's Step Functions, whose sendMessage states send the job results.
 # The story: three earlier runs, every job succeeded, posted with the operator CLI
 # (`sfn-mackerel send`); then one execution of the workflow in which make_alarm's
-# Glue run fails; a malformed message; the consumer's queue runner drains the queue;
-# then what reached Mackerel, the alert, and the DLQ (`sfn-mackerel dlq peek`).
+# Glue run fails; then one of the same workflow deployed with results_via = "events"
+# (no sendMessage state) in which make_alarm and make_order fail, reported only by
+# the events Glue and Step Functions emit, through the module's EventBridge rules; a
+# malformed message; the consumer's queue runner drains the queue; then what reached
+# Mackerel, the alerts, and the DLQ (`sfn-mackerel dlq peek`).
 # Stops everything it started when it ends or is interrupted; run it again any time.
 #   ./scripts/demo.sh            (waits for Enter at the end so you can open the page)
 #   ./scripts/demo.sh --no-wait  (ends right away)
@@ -80,14 +83,18 @@ wait "$warm_up_pid" || { cat .demo/warm-up.log >&2; echo "moto's Step Functions 
 forget_started "$warm_up_pid"
 steps workflow
 
+say "the next run reports through events only (results_via = \"events\"): make_alarm and make_order fail"
+steps events
+
 say "a malformed message, as a typo in a hand-written MessageBody sends it"
 steps malformed
 
 # One poller with a 1 s window, like the event source mapping's batching window
 # (everything is queued already, so 1 s gathers it all): all results reach Mackerel
 # in one batch, oldest to newest within each series.
-say "the consumer drains the queue into Mackerel (key read from Secrets Manager)"
+say "the consumer drains the queue into Mackerel (key read from Secrets Manager; events mapped as the module sets it)"
 MACKEREL_API_KEY_SECRET_ID="$SECRET_ID" AWS_LAMBDA_LOG_FORMAT=text \
+  EVENT_SERVICE="$SERVICE" EVENT_GLUE_PREFIX="$METRIC_PREFIX" EVENT_WORKFLOW_PREFIX="$WORKFLOW_PREFIX" \
   "$bin_dir/sfn-mackerel-consumer" poll --queue-url "$QUEUE_URL" --batch-size 1000 \
   --batching-window-ms 1000 --concurrency 1 --exit-when-idle-secs 1 2>&1 | sed 's/^/    /'
 

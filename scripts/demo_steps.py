@@ -10,6 +10,9 @@ moto at $MOTO_URL, the Mackerel stand-in at $MACKEREL_API_BASE.
   demo_steps.py warm-up    turn on moto's Step Functions execution and run a throwaway execution
   demo_steps.py setup      create the queues, the secret and the job monitors; print export lines
   demo_steps.py workflow   execute the example workflow once; make_alarm's Glue run fails
+  demo_steps.py events     execute its events-only variant (results_via = "events"): make_alarm's and
+                           make_order's runs fail; the events Glue and Step Functions emit reach the
+                           queue through the pipeline module's EventBridge rules
   demo_steps.py malformed  send the message a typo in a hand-written MessageBody produces
   demo_steps.py report     print what reached Mackerel per job, the alerts and the queue's depth
 
@@ -28,8 +31,12 @@ import uuid
 from datetime import datetime, timezone
 
 import local_world
+from render_asl import VIA_EVENTS
 
 FAILING_JOB = "make_alarm"
+# The run reported through events only: make_order fails there, and only there.
+FAILING_JOBS_OF_THE_EVENTS_RUN = (FAILING_JOB, "make_order")
+EVENTS_RUN_ID = "events"
 # The module's names with its default name "sfn-mackerel" (main.tf's locals).
 QUEUE_NAME = "sfn-mackerel-results"
 SECRET_NAME = "sfn-mackerel/mackerel-api-key"
@@ -57,6 +64,11 @@ def _example() -> tuple[str, list[str]]:
     return defaults["metric_prefix"], defaults["glue_jobs"]
 
 
+def _workflow_prefix() -> str:
+    """The prefix of the workflow's own series (the example's workflow_metric_prefix)."""
+    return local_world.example_defaults()["workflow_metric_prefix"]
+
+
 def _say(text: str) -> None:
     print(f"    {text}", file=sys.stderr)
 
@@ -82,6 +94,11 @@ def setup() -> None:
     )
     prefix, jobs = _example()
     monitors = local_world.create_job_monitors(_env("MACKEREL_API_BASE"), _env("DEMO_API_KEY"), _service(), prefix, jobs)
+    # The monitor the example adds with results_via = "events", for the events run's state machine.
+    monitors |= local_world.create_monitors(
+        _env("MACKEREL_API_BASE"), _env("DEMO_API_KEY"),
+        local_world.workflow_monitor_bodies(_service(), _workflow_prefix(), [local_world.example_state_machine_name(EVENTS_RUN_ID)]),
+    )
     _say(f"queue {QUEUE_NAME}: visibility timeout {settings.visibility_timeout_seconds} s, "
          f"to {QUEUE_NAME}-dlq after {settings.max_receive_count} receives "
          f"(kept {settings.dlq_retention_seconds // 86400} days)")
@@ -91,7 +108,7 @@ def setup() -> None:
              f"{monitor['operator']} {monitor['critical']:g} is CRITICAL")
     exports = {
         "QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "SECRET_ID": secret,
-        "METRIC_PREFIX": prefix, "JOBS": " ".join(jobs),
+        "METRIC_PREFIX": prefix, "JOBS": " ".join(jobs), "WORKFLOW_PREFIX": _workflow_prefix(),
     }
     print("export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in exports.items()))
 
@@ -126,6 +143,46 @@ def workflow() -> None:
         print(f"      {json.dumps(body, separators=(',', ':'))}")
     if len(sent) != len(jobs):
         sys.exit(f"demo_steps.py: expected one message per job ({len(jobs)}), found {len(sent)}: see .demo/moto.log")
+
+
+def events() -> None:
+    """The example deployed with results_via = "events": its workflow has no sendMessage
+    state. moto's Glue and Step Functions emit no events, so this step puts the ones AWS
+    would emit for the run (each Glue run's end, the execution's start and end) on moto's
+    default bus, where rules created from the module's patterns send them to the queue."""
+    url = local_world.moto_url()
+    queue_url, dlq_url = _env("QUEUE_URL"), _env("DLQ_URL")
+    prefix, jobs = _example()
+    missing = [job for job in FAILING_JOBS_OF_THE_EVENTS_RUN if job not in jobs]
+    if missing:
+        sys.exit(f"demo_steps.py: {missing} are not among the example's glue_jobs {jobs}: update FAILING_JOBS_OF_THE_EVENTS_RUN")
+    run = local_world.run_example_workflow(
+        url, queue_url, jobs=tuple(jobs), failing_jobs=FAILING_JOBS_OF_THE_EVENTS_RUN,
+        items=[{"target_date": datetime.now(timezone.utc).date().isoformat()}],
+        run_id=EVENTS_RUN_ID, expected_messages=0, via=VIA_EVENTS,
+    )
+    execution = run["execution"]
+    print(f"    execution run-{EVENTS_RUN_ID} of {execution['stateMachineArn'].rsplit(':', 1)[-1]}: {execution['status']}"
+          f" ({execution.get('error', 'no error')}); Glue runs: "
+          + ", ".join(f"{job} {job_run['JobRunState']}" for job, job_run in run["job_runs"].items()))
+    sqs = local_world.client("sqs", url)
+    queued_before = local_world.queue_depth(sqs, queue_url)
+    patterns = local_world.render_event_patterns(
+        glue_job_names=jobs, state_machine_arns=[execution["stateMachineArn"]]
+    )
+    emitted = local_world.workflow_run_events(run)
+    with local_world.event_rules(url, "sfn-mackerel", patterns, queue_url, dlq_url):
+        local_world.put_events(url, emitted)
+    arrived = local_world.queue_depth(sqs, queue_url) - queued_before
+    print(f"    the workflow sent nothing; Glue and Step Functions emitted {len(emitted)} events, "
+          f"the rules put {arrived} on the queue (the RUNNING one is left out by the pattern):")
+    for entry in emitted:
+        detail = json.loads(entry["Detail"])
+        subject = detail.get("jobName") or detail["stateMachineArn"].rsplit(":", 1)[-1]
+        state = detail.get("state") or detail.get("status")
+        print(f"      {entry['DetailType']}: {subject} {state}")
+    if arrived != len(emitted) - 1:
+        sys.exit(f"demo_steps.py: expected {len(emitted) - 1} events in the queue, found {arrived}: see .demo/moto.log")
 
 
 def malformed() -> None:
@@ -171,12 +228,26 @@ def report() -> None:
             )
     for explanation in explanations:
         print(explanation)
+    workflow_prefix = _workflow_prefix()
+    names = _mackerel(f"/api/v0/services/{service}/metric-names")["names"]
+    machines = sorted(name[len(workflow_prefix) + 1:-len(".failed")] for name in names
+                      if name.startswith(f"{workflow_prefix}.") and name.endswith(".failed"))
+    for machine in machines:
+        def workflow_points(metric: str) -> list[dict]:
+            return _mackerel(f"/api/v0/services/{service}/metrics?name={workflow_prefix}.{machine}.{metric}"
+                             f"&from={now - 7200}&to={now + 60}")["metrics"]
+        monitor = next((m for m in monitors.values() if m["metric"] == f"{workflow_prefix}.{machine}.alert"), None)
+        alert = alerts.get(monitor["id"]) if monitor else None
+        state = f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
+        print(f"  workflow {machine} (from its Execution Status Change event): "
+              f"latest failed {latest(workflow_points('failed'))}, seconds {latest(workflow_points('seconds'))}, alert {state}")
     print()
     print(f"Left in the source queue: {local_world.queue_depth(local_world.client('sqs'), _env('QUEUE_URL'))}")
 
 
 if __name__ == "__main__":
-    steps = {"warm-up": warm_up, "setup": setup, "workflow": workflow, "malformed": malformed, "report": report}
+    steps = {"warm-up": warm_up, "setup": setup, "workflow": workflow, "events": events,
+             "malformed": malformed, "report": report}
     if len(sys.argv) != 2 or sys.argv[1] not in steps:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(steps)}")
     try:

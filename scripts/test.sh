@@ -34,7 +34,8 @@ say "the fault run: 20,000 messages through faults and SIGKILLs, then verify"
 
 say "the demo, as a newcomer runs it"
 demo_output="$(./scripts/demo.sh --no-wait 2>&1)" || { echo "$demo_output"; exit 1; }
-for expected in "make_alarm .*CRITICAL" "malformed_json" "Left in the source queue: 0"; do
+for expected in "make_alarm .*CRITICAL" "make_order .*CRITICAL" "workflow glue-workflow-events .*latest failed 1.*alert CRITICAL" \
+  "malformed_json" "Left in the source queue: 0"; do
   if ! grep -Eq "$expected" <<<"$demo_output"; then
     echo "$demo_output"
     echo "the demo's report lacks: $expected" >&2
