@@ -196,14 +196,16 @@ def malformed() -> None:
 
 def report() -> None:
     prefix, jobs = _example()
+    workflow_prefix = _workflow_prefix()
     service = _service()
     monitors = {m["id"]: m for m in _mackerel("/api/v0/monitors")["monitors"]}
     alerts = {a["monitorId"]: a for a in _mackerel("/api/v0/alerts")["alerts"]}
     now = int(time.time())
 
-    def points(job: str, metric: str) -> list[dict]:
+    def points(name: str) -> list[dict]:
+        """The last two hours of the series `name`."""
         try:
-            return _mackerel(f"/api/v0/services/{service}/metrics?name={prefix}.{job}.{metric}"
+            return _mackerel(f"/api/v0/services/{service}/metrics?name={name}"
                              f"&from={now - 7200}&to={now + 60}")["metrics"]
         except urllib.error.HTTPError:
             return []
@@ -211,16 +213,20 @@ def report() -> None:
     def latest(series: list[dict]) -> str:
         return f"{series[-1]['value']:g} ({len(series)} pts)" if series else "-"
 
+    def alert_on(series_prefix: str) -> tuple[dict | None, dict | None, str]:
+        """The monitor on `<series_prefix>.alert`, its open alert, and the state to print."""
+        monitor = next((m for m in monitors.values() if m["metric"] == f"{series_prefix}.alert"), None)
+        alert = alerts.get(monitor["id"]) if monitor else None
+        return monitor, alert, f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
+
     print()
     print(f"What reached Mackerel (service {service}):")
     print(f"  {'job':<14} {'latest failed':>13} {'latest seconds':>15}   alert")
     explanations = []
     for job in jobs:
-        failed = points(job, "failed")
-        monitor = next((m for m in monitors.values() if m["metric"] == f"{prefix}.{job}.alert"), None)
-        alert = alerts.get(monitor["id"]) if monitor else None
-        state = f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
-        print(f"  {job:<14} {latest(failed):>13} {latest(points(job, 'seconds')):>15}   {state}")
+        monitor, alert, state = alert_on(f"{prefix}.{job}")
+        print(f"  {job:<14} {latest(points(f'{prefix}.{job}.failed')):>13} "
+              f"{latest(points(f'{prefix}.{job}.seconds')):>15}   {state}")
         if alert and monitor:
             explanations.append(
                 f"  {job}: its monitor watches {monitor['metric']}, which the consumer set to 1 when the "
@@ -228,19 +234,15 @@ def report() -> None:
             )
     for explanation in explanations:
         print(explanation)
-    workflow_prefix = _workflow_prefix()
     names = _mackerel(f"/api/v0/services/{service}/metric-names")["names"]
     machines = sorted(name[len(workflow_prefix) + 1:-len(".failed")] for name in names
                       if name.startswith(f"{workflow_prefix}.") and name.endswith(".failed"))
     for machine in machines:
-        def workflow_points(metric: str) -> list[dict]:
-            return _mackerel(f"/api/v0/services/{service}/metrics?name={workflow_prefix}.{machine}.{metric}"
-                             f"&from={now - 7200}&to={now + 60}")["metrics"]
-        monitor = next((m for m in monitors.values() if m["metric"] == f"{workflow_prefix}.{machine}.alert"), None)
-        alert = alerts.get(monitor["id"]) if monitor else None
-        state = f"{alert['status']} (value {alert['value']:g})" if alert else "OK"
+        series_prefix = f"{workflow_prefix}.{machine}"
+        _, _, state = alert_on(series_prefix)
         print(f"  workflow {machine} (from its Execution Status Change event): "
-              f"latest failed {latest(workflow_points('failed'))}, seconds {latest(workflow_points('seconds'))}, alert {state}")
+              f"latest failed {latest(points(f'{series_prefix}.failed'))}, "
+              f"seconds {latest(points(f'{series_prefix}.seconds'))}, alert {state}")
     print()
     print(f"Left in the source queue: {local_world.queue_depth(local_world.client('sqs'), _env('QUEUE_URL'))}")
 

@@ -30,6 +30,7 @@ use sfn_mackerel_testkit::batches::{
     handle_in_batches, mackerel_requests, queued, slow_standin, BatchesHandled,
 };
 use sfn_mackerel_testkit::doubles::MemoryDeadLetters;
+use sfn_mackerel_testkit::events::{execution_status_change, glue_job_state_change};
 use sfn_mackerel_testkit::local::http_consumer;
 
 const API_KEY: &str = "bench-key";
@@ -57,10 +58,6 @@ const PRICE_SQS_REQUEST: f64 = 0.40 / 1_000_000.0;
 /// AWS service events on the default event bus, their rules and deliveries:
 /// free. The SendMessage a rule's SQS target makes is an SQS request, counted there.
 const PRICE_AWS_SERVICE_EVENT: f64 = 0.0;
-
-const GLUE_SAMPLE: &str = include_str!("../../message/tests/fixtures/glue-job-state-change.json");
-const WORKFLOW_SAMPLE: &str =
-    include_str!("../../message/tests/fixtures/sfn-execution-status-change.json");
 
 /// One job's result: which job, whether it failed, when it ended.
 struct JobResult {
@@ -101,24 +98,21 @@ fn job_result_body(result: &JobResult) -> String {
 
 /// The Glue Job State Change the job's run emits, as the rule delivers it.
 fn glue_event(result: &JobResult, id: usize) -> String {
-    let mut event: serde_json::Value = serde_json::from_str(GLUE_SAMPLE).expect("fixture");
-    event["id"] = format!("glue-{id}").into();
-    event["time"] = sfn_mackerel_message::timestamp::format_epoch(result.time).into();
-    event["detail"]["jobName"] = result.job.clone().into();
-    event["detail"]["state"] = if result.failed { "FAILED" } else { "SUCCEEDED" }.into();
-    event.to_string()
+    let state = if result.failed { "FAILED" } else { "SUCCEEDED" };
+    glue_job_state_change(&format!("glue-{id}"), &result.job, state, result.time)
 }
 
 /// The Step Functions Execution Status Change of the execution ending at `time`.
 fn execution_event(service: &str, time: i64, id: usize) -> String {
-    let mut event: serde_json::Value = serde_json::from_str(WORKFLOW_SAMPLE).expect("fixture");
-    event["id"] = format!("execution-{id}").into();
-    event["detail"]["stateMachineArn"] =
-        format!("arn:aws:states:us-east-1:123456789012:stateMachine:{service}_nightly").into();
-    event["detail"]["status"] = "SUCCEEDED".into();
-    event["detail"]["startDate"] = ((time - 300) * 1000).into();
-    event["detail"]["stopDate"] = (time * 1000).into();
-    event.to_string()
+    let (start, stop) = ((time - 300) * 1000, time * 1000);
+    let machine = format!("{service}_nightly");
+    execution_status_change(
+        &format!("execution-{id}"),
+        &machine,
+        "SUCCEEDED",
+        start,
+        Some(stop),
+    )
 }
 
 /// One way results reach the consumer.

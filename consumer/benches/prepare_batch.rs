@@ -25,13 +25,10 @@ use sfn_mackerel_consumer::config::Settings;
 use sfn_mackerel_consumer::handler::prepare;
 use sfn_mackerel_consumer::InboundMessage;
 use sfn_mackerel_message::{decode, DecodeContext, TimeWindow};
+use sfn_mackerel_testkit::events::{execution_status_change, glue_job_state_change};
 
 const RECORDS: usize = 10_000;
 const NOW: i64 = 1_795_981_423;
-
-const GLUE_SAMPLE: &str = include_str!("../../message/tests/fixtures/glue-job-state-change.json");
-const WORKFLOW_SAMPLE: &str =
-    include_str!("../../message/tests/fixtures/sfn-execution-status-change.json");
 
 const JOBS: [&str; 5] = [
     "make_rawdata",
@@ -76,31 +73,19 @@ fn event_json() -> String {
 /// Step Functions Execution Status Changes, 1% malformed. Each event is AWS's
 /// documentation sample with its fields changed.
 fn eventbridge_event_json() -> String {
-    let glue: serde_json::Value = serde_json::from_str(GLUE_SAMPLE).expect("the fixture parses");
-    let workflow: serde_json::Value =
-        serde_json::from_str(WORKFLOW_SAMPLE).expect("the fixture parses");
     sqs_event((0..RECORDS).map(|i| {
         let time = time_of(i);
+        let id = format!("5f0c3a7e-0000-4000-8000-{i:012}");
         if i % 100 == 99 {
-            return "{\"version\": \"0\", \"id\": \"broken".to_owned();
-        }
-        if i % 10 == 9 {
-            let mut event = workflow.clone();
+            "{\"version\": \"0\", \"id\": \"broken".to_owned()
+        } else if i % 10 == 9 {
+            let (start, stop) = ((time - 300) * 1000, time * 1000 + 229);
             let machine = format!("nightly_{}", i % 5);
-            event["id"] = format!("5f0c3a7e-0000-4000-8000-{i:012}").into();
-            event["detail"]["stateMachineArn"] =
-                format!("arn:aws:states:us-east-1:123456789012:stateMachine:{machine}").into();
-            event["detail"]["status"] = "SUCCEEDED".into();
-            event["detail"]["startDate"] = ((time - 300) * 1000).into();
-            event["detail"]["stopDate"] = (time * 1000 + 229).into();
-            return event.to_string();
+            execution_status_change(&id, &machine, "SUCCEEDED", start, Some(stop))
+        } else {
+            let state = if i % 17 == 0 { "FAILED" } else { "SUCCEEDED" };
+            glue_job_state_change(&id, &job_of(i), state, time)
         }
-        let mut event = glue.clone();
-        event["id"] = format!("5f0c3a7e-0000-4000-8000-{i:012}").into();
-        event["time"] = sfn_mackerel_message::timestamp::format_epoch(time).into();
-        event["detail"]["jobName"] = job_of(i).into();
-        event["detail"]["state"] = if i % 17 == 0 { "FAILED" } else { "SUCCEEDED" }.into();
-        event.to_string()
     }))
 }
 

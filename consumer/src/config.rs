@@ -201,7 +201,7 @@ impl Settings {
 /// (a JSON array of `{"names": "<pattern>", "service": "<service>"}`, the first
 /// match wins), the two prefixes and what a stopped Glue run reports.
 fn event_mapping<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<EventMapping, ConfigError> {
-    let services = match (get("EVENT_SERVICE"), get("EVENT_SERVICES")) {
+    let (services, services_from) = match (get("EVENT_SERVICE"), get("EVENT_SERVICES")) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::Invalid {
                 name: "EVENT_SERVICES",
@@ -210,17 +210,15 @@ fn event_mapping<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<EventMappi
                     .to_owned(),
             })
         }
-        (Some(service), None) => vec![ServiceRoute {
-            names: "*".to_owned(),
-            service: service.to_owned(),
-        }],
-        (None, Some(text)) => service_routes(text)?,
-        (None, None) => Vec::new(),
-    };
-    let services_from = if get("EVENT_SERVICES").is_some() {
-        "EVENT_SERVICES"
-    } else {
-        "EVENT_SERVICE"
+        (Some(service), None) => (
+            vec![ServiceRoute {
+                names: "*".to_owned(),
+                service: service.to_owned(),
+            }],
+            "EVENT_SERVICE",
+        ),
+        (None, Some(text)) => (service_routes(text)?, "EVENT_SERVICES"),
+        (None, None) => (Vec::new(), "EVENT_SERVICE"),
     };
     for route in &services {
         check_service_name(&route.service).map_err(|why| ConfigError::Invalid {

@@ -26,8 +26,8 @@ pub struct BatchSummary {
     pub failed_status_reads: u32,
     /// Points written to alert series (`<job>.alert`), not counted in `values_posted`.
     pub alert_values_posted: usize,
-    /// EventBridge events already in the batch under the same `id` (delivered
-    /// twice): done with their first copy, their values not posted again.
+    /// Copies of an EventBridge event already in the batch (the same body,
+    /// delivered twice): done with their first copy, their values not posted again.
     pub duplicate_events: usize,
 }
 

@@ -13,7 +13,7 @@ use mackerel_standin::FaultConfig;
 use sfn_mackerel_consumer::{Consumer, Fate, InboundMessage};
 use sfn_mackerel_testkit::doubles::{MemoryDeadLetters, ScriptedTransport};
 use support::pipeline::*;
-use support::{deadline_in, inbound, now};
+use support::{deadline_in, inbound};
 
 const SERVICE: &str = "ORGANIZATION";
 const STATUS: &str = "prd.glue.job.make_order.failed";
@@ -22,11 +22,6 @@ const ALERT: &str = "prd.glue.job.make_order.alert";
 fn result(id: &str, failed: bool, time: i64) -> InboundMessage {
     let body = serde_json::json!({"service": SERVICE, "name": STATUS, "value": u8::from(failed), "time": time});
     inbound(id, &body.to_string())
-}
-
-/// A minute well inside Mackerel's 24 hours, with room for runs after it.
-fn ten_oclock() -> i64 {
-    (now() / 60 - 30) * 60
 }
 
 struct World {
@@ -81,13 +76,6 @@ impl World {
             })
             .unwrap();
     }
-}
-
-async fn handle(consumer: &E2eConsumer, messages: &[InboundMessage]) -> Vec<Fate> {
-    consumer
-        .handle(messages, deadline_in(Duration::from_secs(10)))
-        .await
-        .fates
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

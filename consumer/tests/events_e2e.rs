@@ -10,22 +10,17 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use sfn_mackerel_consumer::{Fate, InboundMessage};
 use sfn_mackerel_message::SetAsideReason;
+use sfn_mackerel_testkit::events::{execution_status_change, glue_job_state_change, GLUE_SAMPLE};
 use support::pipeline::*;
-use support::{deadline_in, inbound, now};
+use support::{inbound, now};
 
 const SERVICE: &str = "ORGANIZATION";
 const GLUE_PREFIX: &str = "prd.glue.job";
 const WORKFLOW_PREFIX: &str = "prd.sfn.workflow";
 const JOB_STATUS: &str = "prd.glue.job.make_order.failed";
-
-const GLUE_SAMPLE: &str = include_str!("../../message/tests/fixtures/glue-job-state-change.json");
-const SFN_SAMPLE: &str =
-    include_str!("../../message/tests/fixtures/sfn-execution-status-change.json");
 
 /// The consumer's settings for events into one service, as the Terraform
 /// module sets them when an event switch is on.
@@ -35,44 +30,11 @@ const EVENTS_TO_ONE_SERVICE: [(&str, &str); 3] = [
     ("EVENT_WORKFLOW_PREFIX", WORKFLOW_PREFIX),
 ];
 
-/// A minute well inside Mackerel's 24 hours, with room for runs after it.
-fn ten_oclock() -> i64 {
-    (now() / 60 - 30) * 60
-}
-
-fn rfc3339(seconds: i64) -> String {
-    sfn_mackerel_message::timestamp::format_epoch(seconds)
-}
-
-/// AWS's Glue sample, for `job` ending in `state` at `time`, with event id `id`.
-fn glue_event(id: &str, job: &str, state: &str, time: i64) -> String {
-    let mut event: Value = serde_json::from_str(GLUE_SAMPLE).unwrap();
-    event["id"] = id.into();
-    event["time"] = rfc3339(time).into();
-    event["detail"]["jobName"] = job.into();
-    event["detail"]["state"] = state.into();
-    event.to_string()
-}
-
 /// AWS's Step Functions sample for `machine`, `status`, from `start` to `stop`
 /// (epoch ms), with an event id of its own.
 fn execution_event(machine: &str, status: &str, start_ms: i64, stop_ms: Option<i64>) -> String {
-    let mut event: Value = serde_json::from_str(SFN_SAMPLE).unwrap();
-    event["id"] = format!("{machine}-{status}-{start_ms}").into();
-    let arn = format!("arn:aws:states:us-east-1:012345678912:stateMachine:{machine}");
-    event["time"] = rfc3339(start_ms / 1000).into();
-    event["detail"]["stateMachineArn"] = arn.into();
-    event["detail"]["status"] = status.into();
-    event["detail"]["startDate"] = start_ms.into();
-    event["detail"]["stopDate"] = stop_ms.map_or(Value::Null, Value::from);
-    event.to_string()
-}
-
-async fn handle(consumer: &E2eConsumer, messages: &[InboundMessage]) -> Vec<Fate> {
-    consumer
-        .handle(messages, deadline_in(Duration::from_secs(10)))
-        .await
-        .fates
+    let id = format!("{machine}-{status}-{start_ms}");
+    execution_status_change(&id, machine, status, start_ms, stop_ms)
 }
 
 fn stored(standin: &mackerel_standin::RunningStandIn, name: &str) -> Vec<(i64, f64)> {
@@ -103,7 +65,7 @@ async fn a_failed_glue_run_alerts_on_the_jobs_monitor_and_its_next_success_close
     let consumer = consumer(&standin, &queues, &EVENTS_TO_ONE_SERVICE).await;
     let t0 = ten_oclock();
 
-    let failed = glue_event("e-1", "make_order", "FAILED", t0 + 17);
+    let failed = glue_job_state_change("e-1", "make_order", "FAILED", t0 + 17);
     assert_eq!(
         handle(&consumer, &[inbound("m-1", &failed)]).await,
         vec![Fate::Posted]
@@ -111,7 +73,7 @@ async fn a_failed_glue_run_alerts_on_the_jobs_monitor_and_its_next_success_close
     assert_eq!(stored(&standin, JOB_STATUS), vec![(t0, 1.0)]);
     assert_eq!(alert_of(&standin, &monitor).await, (1, true));
 
-    let succeeded = glue_event("e-2", "make_order", "SUCCEEDED", t0 + 300);
+    let succeeded = glue_job_state_change("e-2", "make_order", "SUCCEEDED", t0 + 300);
     handle(&consumer, &[inbound("m-2", &succeeded)]).await;
     assert_eq!(
         stored(&standin, JOB_STATUS),
@@ -130,7 +92,7 @@ async fn a_duplicated_event_changes_nothing_in_one_batch_or_across_batches() {
     let consumer = consumer(&standin, &queues, &EVENTS_TO_ONE_SERVICE).await;
     let t0 = ten_oclock();
 
-    let failed = glue_event("e-1", "make_order", "FAILED", t0 + 5);
+    let failed = glue_job_state_change("e-1", "make_order", "FAILED", t0 + 5);
     let execution = execution_event(
         "nightly",
         "SUCCEEDED",
@@ -159,8 +121,8 @@ async fn a_different_event_under_a_repeated_id_is_posted_not_taken_for_a_copy() 
     let consumer = consumer(&standin, &queues, &EVENTS_TO_ONE_SERVICE).await;
     let t0 = ten_oclock();
 
-    let make_order = glue_event("e-1", "make_order", "FAILED", t0 + 5);
-    let make_alarm = glue_event("e-1", "make_alarm", "SUCCEEDED", t0 + 6);
+    let make_order = glue_job_state_change("e-1", "make_order", "FAILED", t0 + 5);
+    let make_alarm = glue_job_state_change("e-1", "make_alarm", "SUCCEEDED", t0 + 6);
     let batch = [inbound("m-1", &make_order), inbound("m-2", &make_alarm)];
     assert_eq!(handle(&consumer, &batch).await, vec![Fate::Posted; 2]);
     assert_eq!(stored(&standin, JOB_STATUS), vec![(t0, 1.0)]);
@@ -237,7 +199,7 @@ async fn a_job_reported_by_its_workflow_and_by_its_event_posts_one_value_and_one
     let t0 = ten_oclock();
 
     let from_workflow = support::result_body(SERVICE, JOB_STATUS, 1.0, t0 + 12);
-    let from_event = glue_event("e-1", "make_order", "FAILED", t0 + 10);
+    let from_event = glue_job_state_change("e-1", "make_order", "FAILED", t0 + 10);
     handle(&consumer, &[inbound("m-1", &from_workflow)]).await;
     handle(&consumer, &[inbound("m-2", &from_event)]).await;
 
@@ -263,12 +225,21 @@ async fn events_that_cannot_be_mapped_are_parked_with_their_reason_and_the_rest_
     other_kind["detail-type"] = "Glue Job Run Status".into();
     let mut broken: Value = serde_json::from_str(GLUE_SAMPLE).unwrap();
     broken["detail"]["jobName"] = Value::Null;
-    let too_old = glue_event("e-5", "make_order", "FAILED", now() - 25 * 3600);
+    let too_old = glue_job_state_change("e-5", "make_order", "FAILED", now() - 25 * 3600);
     let messages = [
-        inbound("m-1", &glue_event("e-1", "make_order", "SUCCEEDED", t0)),
+        inbound(
+            "m-1",
+            &glue_job_state_change("e-1", "make_order", "SUCCEEDED", t0),
+        ),
         inbound("m-2", &other_kind.to_string()),
-        inbound("m-3", &glue_event("e-3", "make_order", "STARTING", t0)),
-        inbound("m-4", &glue_event("e-4", "load_orders", "FAILED", t0)),
+        inbound(
+            "m-3",
+            &glue_job_state_change("e-3", "make_order", "STARTING", t0),
+        ),
+        inbound(
+            "m-4",
+            &glue_job_state_change("e-4", "load_orders", "FAILED", t0),
+        ),
         inbound("m-5", &broken.to_string()),
         inbound("m-6", &too_old),
     ];
@@ -310,7 +281,7 @@ async fn an_event_parked_before_its_service_was_mapped_posts_at_its_own_time_whe
     let queues = queues(30, 5).await;
     let monitor = create_job_monitor(&standin, SERVICE, JOB_STATUS).await;
     let t0 = ten_oclock();
-    let event = glue_event("e-1", "make_order", "FAILED", t0 + 30);
+    let event = glue_job_state_change("e-1", "make_order", "FAILED", t0 + 30);
 
     // Deployed without EVENT_SERVICE: the event is parked, not dropped.
     let unmapped = consumer(&standin, &queues, &[("EVENT_GLUE_PREFIX", GLUE_PREFIX)]).await;

@@ -85,11 +85,6 @@ impl DeadLetterReason {
             ])
     }
 
-    /// The reason of a DLQ message from its `Reason` attribute, if any.
-    pub fn of_attribute(reason: Option<&str>) -> Self {
-        Self::of_message(reason, None, false)
-    }
-
     /// The reason of a DLQ message from what it carries: the consumer's
     /// `Reason` attribute, EventBridge's `ERROR_CODE`, and whether SQS's redrive
     /// policy moved it (the `DeadLetterQueueSourceArn` system attribute, which
@@ -172,18 +167,18 @@ mod tests {
     #[test]
     fn a_message_without_a_reason_was_moved_by_the_redrive_policy() {
         assert_eq!(
-            DeadLetterReason::of_attribute(None),
+            DeadLetterReason::of_message(None, None, false),
             DeadLetterReason::RetriesExhausted
         );
         assert_eq!(
-            DeadLetterReason::of_attribute(Some("unknown_service")),
+            DeadLetterReason::of_message(Some("unknown_service"), None, false),
             DeadLetterReason::SetAside(SetAsideReason::UnknownService)
         );
     }
 
     #[test]
     fn a_reason_this_version_does_not_know_is_kept_and_not_redriven() {
-        let reason = DeadLetterReason::of_attribute(Some("from_the_future"));
+        let reason = DeadLetterReason::of_message(Some("from_the_future"), None, false);
         assert_eq!(reason.code(), "from_the_future");
         assert!(!reason.is_redrivable());
     }

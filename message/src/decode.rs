@@ -61,7 +61,10 @@ const LEGACY_VALUE: &str = "metric-value";
 /// events: [`decode_record`]); another kind as `unsupported_event`, a broken one
 /// as `invalid_event`.
 pub fn decode(body: &str, context: &DecodeContext) -> Result<Decoded, Rejection> {
-    decode_record(body, context, &EventMapping::default())
+    /// No deployment's mapping: built once, not per message.
+    static UNMAPPED: std::sync::LazyLock<EventMapping> =
+        std::sync::LazyLock::new(EventMapping::default);
+    decode_record(body, context, &UNMAPPED)
 }
 
 /// Decodes and validates one queue record: a job-result message as

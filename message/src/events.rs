@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::decode::{Decoded, MetricValue};
 use crate::reason::{Rejection, SetAsideReason};
-use crate::timestamp::{format_epoch, parse_time};
+use crate::timestamp::{format_epoch, parse_rfc3339};
 
 pub const GLUE_SOURCE: &str = "aws.glue";
 pub const GLUE_DETAIL_TYPE: &str = "Glue Job State Change";
@@ -132,8 +132,7 @@ pub fn map_event(event: &Value, mapping: &EventMapping) -> Result<Decoded, Rejec
                 },
                 _ => return Err(unknown_state("Glue job", &job, &state, &GLUE_STATES)),
             };
-            let time = parse_time(&Value::String(text(event, "time")?))
-                .map_err(|why| invalid(format!("\"time\": {why}")))?;
+            let time = envelope_time(event)?;
             Ok(Decoded {
                 service: service_of(&job, "Glue job", mapping)?,
                 values: vec![MetricValue {
@@ -243,9 +242,7 @@ pub fn facts_of(body: &str) -> Option<EventFacts> {
     let kind = text(&event, "detail-type").ok()?;
     let detail = event.get("detail");
     let field = |name: &str| detail.and_then(|d| text(d, name).ok());
-    let envelope_time = text(&event, "time")
-        .ok()
-        .and_then(|t| parse_time(&Value::String(t)).ok());
+    let envelope_time = envelope_time(&event).ok();
     let stop_time = detail
         .and_then(|d| d.get("stopDate"))
         .and_then(Value::as_i64)
@@ -282,6 +279,15 @@ fn text(value: &Value, field: &str) -> Result<String, Rejection> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| invalid(format!("\"{field}\" is missing or not a string")))
+}
+
+/// When the envelope says the state changed: its `time`, RFC 3339 as AWS writes it.
+fn envelope_time(event: &Value) -> Result<i64, Rejection> {
+    let time = event
+        .get("time")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("\"time\" is missing or not a string"))?;
+    parse_rfc3339(time).map_err(|why| invalid(format!("\"time\": {why}")))
 }
 
 fn epoch_ms(detail: &Value, field: &str) -> Result<i64, Rejection> {

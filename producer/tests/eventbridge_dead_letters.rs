@@ -8,21 +8,16 @@
 mod support;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
-use serde_json::Value;
 use sfn_mackerel_message::dead_letter::eventbridge;
+use sfn_mackerel_testkit::events::glue_job_state_change;
 use support::pipeline::*;
 use support::*;
 
-const GLUE_SAMPLE: &str = include_str!("../../message/tests/fixtures/glue-job-state-change.json");
 const JOB_STATUS: &str = "prd.glue.job.make_order.failed";
 
 /// AWS's Glue sample: `make_order` FAILED at `time` (epoch seconds).
 fn failed_run_at(time: i64) -> String {
-    let mut event: Value = serde_json::from_str(GLUE_SAMPLE).unwrap();
-    event["id"] = unique("event").into();
-    event["time"] = sfn_mackerel_message::timestamp::format_epoch(time).into();
-    event["detail"]["jobName"] = "make_order".into();
-    event.to_string()
+    glue_job_state_change(&unique("event"), "make_order", "FAILED", time)
 }
 
 /// Puts `body` in the DLQ as EventBridge sends an event it gave up on.

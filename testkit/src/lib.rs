@@ -4,9 +4,11 @@
 //! module's settings as defaults; `doubles` holds the consumer's in-memory
 //! Mackerel and DLQ for tests that need no server; `runtime_api` plays the
 //! Lambda service for the real binary; `batches` feeds the handler as an event
-//! source mapping does, for the benches that count what a design costs.
+//! source mapping does, for the benches that count what a design costs;
+//! `events` builds the EventBridge events from AWS's samples.
 
 pub mod batches;
 pub mod doubles;
+pub mod events;
 pub mod local;
 pub mod runtime_api;

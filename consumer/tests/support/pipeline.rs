@@ -147,3 +147,23 @@ async fn list_alerts(standin: &RunningStandIn, query: &str) -> Vec<(String, Stri
         })
         .collect()
 }
+
+/// A minute well inside Mackerel's 24 hours, with room for runs after it.
+pub fn ten_oclock() -> i64 {
+    (super::now() / 60 - 30) * 60
+}
+
+/// Hands `messages` to the consumer as one batch with ten seconds to answer;
+/// each message's fate.
+pub async fn handle(
+    consumer: &E2eConsumer,
+    messages: &[sfn_mackerel_consumer::InboundMessage],
+) -> Vec<sfn_mackerel_consumer::Fate> {
+    consumer
+        .handle(
+            messages,
+            super::deadline_in(std::time::Duration::from_secs(10)),
+        )
+        .await
+        .fates
+}

@@ -155,6 +155,7 @@ mod tests {
             source_sent_ms: None,
             carries_first_sent_time: false,
             other_attributes: Default::default(),
+            event: None,
         }
     }
 

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeN
 use serde::Serialize;
 use sfn_mackerel_message::dead_letter as attribute;
 use sfn_mackerel_message::dead_letter::{eventbridge, DeadLetterReason};
-use sfn_mackerel_message::events::facts_of;
+use sfn_mackerel_message::events::{facts_of, EventFacts};
 use sfn_mackerel_message::timestamp::MACKEREL_RETENTION_SECONDS;
 use sfn_mackerel_message::{decode, takes_time_from_sending, DecodeContext, TimeWindow};
 use sfn_mackerel_sqs::batch::Outgoing;
@@ -33,6 +33,9 @@ pub struct Parked {
     /// Message attributes other than the dead-letter ones, the consumer's and
     /// EventBridge's (kept on redrive).
     pub other_attributes: HashMap<String, MessageAttributeValue>,
+    /// What the body is when it is an EventBridge event, read once here
+    /// without the consumer's configuration.
+    pub event: Option<EventFacts>,
 }
 
 impl Parked {
@@ -60,10 +63,12 @@ impl Parked {
             DeadLetterReason::EventDeliveryFailed => Some(eventbridge_failure(&text)),
             _ => text(attribute::REASON_DETAIL),
         };
+        let body = message.body().unwrap_or_default();
         Self {
             message_id: message.message_id().unwrap_or_default().to_owned(),
             receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
-            body: message.body().unwrap_or_default().to_owned(),
+            event: facts_of(body),
+            body: body.to_owned(),
             reason,
             detail,
             source_message_id: text(attribute::SOURCE_MESSAGE_ID),
@@ -113,6 +118,9 @@ impl Parked {
     /// when it was sent if the body has none readable.
     pub fn data_time(&self) -> Option<i64> {
         let sent = self.source_sent_ms.map(|ms| ms.div_euclid(1000));
+        if let Some(event) = &self.event {
+            return event.time.or(sent);
+        }
         let context = DecodeContext {
             sent_at: sent,
             window: TimeWindow::unbounded(),
@@ -120,14 +128,13 @@ impl Parked {
         decode(&self.body, &context)
             .ok()
             .and_then(|d| d.values.iter().map(|v| v.time).min())
-            .or_else(|| facts_of(&self.body).and_then(|facts| facts.time))
             .or(sent)
     }
 
     /// What the body is, when it is an EventBridge event (e.g. `Glue Job State
-    /// Change: MyJob FAILED at …`), read without the consumer's configuration.
+    /// Change: MyJob FAILED at …`).
     pub fn event_summary(&self) -> Option<String> {
-        facts_of(&self.body).map(|facts| facts.summary())
+        self.event.as_ref().map(EventFacts::summary)
     }
 
     /// Whether Mackerel would drop its values now (redriving it is pointless).
@@ -285,8 +292,7 @@ mod tests {
             .build()
     }
 
-    const GLUE_EVENT: &str =
-        include_str!("../../../message/tests/fixtures/glue-job-state-change.json");
+    use sfn_mackerel_testkit::events::GLUE_SAMPLE as GLUE_EVENT;
 
     #[test]
     fn an_event_eventbridge_could_not_deliver_shows_its_error_and_redrives_without_it() {

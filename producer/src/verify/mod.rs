@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
-use sfn_mackerel_message::events::facts_of;
 use sfn_mackerel_message::status::is_status_series;
 use sfn_mackerel_message::timestamp::format_epoch;
 use sfn_mackerel_message::MergeRule;
@@ -163,8 +162,8 @@ pub async fn run(
         dlq_incomplete_because = scanned.incomplete_because.clone();
         dlq_looked_at = scanned.messages.len();
         for message in &scanned.messages {
-            if let Some(event) = facts_of(&message.body) {
-                *parked_events.entry(event.kind).or_default() += 1;
+            if let Some(event) = &message.event {
+                *parked_events.entry(event.kind.clone()).or_default() += 1;
             }
             if let Some((id, seq)) = tag_of(&message.body) {
                 if id == manifest.header.load_test_id {
